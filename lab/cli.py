@@ -1,0 +1,58 @@
+"""The ``creditlab`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from lab.errors import CreditLabError
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="CreditLab: privacy-preserving joint credit-scoring lab.")
+
+SUMMARY_KEYS = (
+    "test_auc", "centralized_taylor_test_auc", "centralized_test_auc", "bank_only_test_auc",
+    "test_ks", "test_gini", "key_bits", "rows_bank", "rows_platform", "rows_aligned", "epochs",
+    "best_epoch", "wall_seconds", "ledger_messages", "ledger_bytes",
+    "ledger_plaintext_violations", "mlflow_run_id", "run_dir",
+)
+
+
+@cli.command()
+def run(
+    experiment: Path = typer.Argument(..., help="experiment TOML file, e.g. "
+                                      "examples/default_credit.toml"),
+    workdir: Path = typer.Option(Path("runs"), help="where run folders are written"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+) -> None:
+    """Align, train and evaluate one experiment through Flower's simulation engine."""
+    from lab.run import run_experiment
+
+    try:
+        summary, _ = run_experiment(experiment, workdir=workdir, quiet=quiet)
+    except CreditLabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo("\nsummary")
+    for key in SUMMARY_KEYS:
+        value = summary.get(key)
+        shown = f"{value:.4f}" if isinstance(value, float) and key != "wall_seconds" else value
+        typer.echo(f"  {key:<30} {shown}")
+    typer.echo(f"\nfull summary: {Path(summary['run_dir']) / 'summary.json'}")
+    if summary["ledger_plaintext_violations"]:
+        typer.echo("privacy ledger found plaintext on the wire: see ledger.json", err=True)
+        raise typer.Exit(3)
+
+
+@cli.command()
+def show(summary: Path = typer.Argument(..., help="a run's summary.json")) -> None:
+    """Print a run's summary."""
+    json.dump(json.loads(summary.read_text()), sys.stdout, indent=2)
+    typer.echo()
+
+
+def main() -> None:
+    cli()

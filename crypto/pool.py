@@ -59,13 +59,26 @@ from crypto.errors import CryptoError
 __all__ = [
     "EncryptionParams",
     "FixedBaseTable",
+    "MIN_ITEMS_PER_CHUNK",
     "PoolArg",
+    "block_to_ints",
+    "byte_width",
+    "choose_window",
+    "chunk_bounds",
     "encrypt_with_factors",
     "get_pool",
+    "ints_to_block",
     "multiexp",
+    "parallelism",
+    "random_factors",
     "resolve_pool",
+    "run_chunks",
     "shutdown_pool",
     "signed_column_products",
+    "table_for",
+    "task_columns",
+    "task_encrypt",
+    "task_factors",
     "worker_count",
 ]
 
@@ -400,7 +413,9 @@ def _without_main_module() -> Iterator[None]:
         try:
             yield
         finally:
-            if main is not None:
+            if main is None:
+                sys.modules.pop("__main__", None)
+            else:
                 sys.modules["__main__"] = main
 
 

@@ -223,24 +223,16 @@ def _scalar_from_secret(secret: bytes) -> bytes:
 def _blind_ids_chunk(scalar: bytes, ids: list[str], first_row: int) -> bytes:
     """Hash and blind normalised ids; returns the concatenated 32-byte points."""
     del first_row  # hashing cannot fail on a str; kept for a uniform chunk signature
-    sha512 = hashlib.sha512
-    from_uniform = _sodium.crypto_core_ed25519_from_uniform
-    mult = _sodium.crypto_scalarmult_ed25519_noclamp
-    domain = HASH_DOMAIN
-    return b"".join(
-        [mult(scalar, from_uniform(sha512(domain + s.encode("utf-8")).digest()[:32])) for s in ids]
-    )
+    return b"".join([_scalarmult(scalar, hash_to_group(s)) for s in ids])
 
 
 def _blind_points_chunk(scalar: bytes, blob: bytes, first_row: int) -> bytes:
     """Raise received points to ``scalar``; PsiError names the first bad row."""
-    mult = _sodium.crypto_scalarmult_ed25519_noclamp
     out: list[bytes] = []
-    append = out.append
     for i in range(0, len(blob), POINT_BYTES):
         point = blob[i : i + POINT_BYTES]
         try:
-            append(mult(scalar, point))
+            out.append(_scalarmult(scalar, point))
         except nacl.exceptions.RuntimeError:
             _raise_bad_point(point, first_row + i // POINT_BYTES)
     return b"".join(out)

@@ -109,7 +109,7 @@ class EncryptedVector:
     """
 
     public_key: PaillierPublicKey
-    ciphertexts: list
+    ciphertexts: list[mpz]
     frac_bits: int
 
     def __post_init__(self) -> None:

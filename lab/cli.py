@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -23,10 +24,10 @@ SUMMARY_KEYS = (
 
 @cli.command()
 def run(
-    experiment: Path = typer.Argument(..., help="experiment TOML file, e.g. "
-                                      "examples/default_credit.toml"),
-    workdir: Path = typer.Option(Path("runs"), help="where run folders are written"),
-    quiet: bool = typer.Option(False, help="no progress bars"),
+    experiment: Annotated[Path, typer.Argument(
+        help="experiment TOML file, e.g. examples/default_credit.toml")],
+    workdir: Annotated[Path, typer.Option(help="where run folders are written")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
 ) -> None:
     """Align, train and evaluate one experiment through Flower's simulation engine."""
     from lab.run import run_experiment
@@ -48,7 +49,7 @@ def run(
 
 
 @cli.command()
-def show(summary: Path = typer.Argument(..., help="a run's summary.json")) -> None:
+def show(summary: Annotated[Path, typer.Argument(help="a run's summary.json")]) -> None:
     """Print a run's summary."""
     json.dump(json.loads(summary.read_text()), sys.stdout, indent=2)
     typer.echo()

@@ -30,16 +30,19 @@ from federation.driver import RunResult  # noqa: E402
 from lab.experiment import Experiment, load_experiment  # noqa: E402
 from lab.plots import ks_plot, loss_plot, roc_plot  # noqa: E402
 from lab.reference import central_references  # noqa: E402
-from lab.tracking import mlflow_run  # noqa: E402
+from lab.tracking import mlflow_run, tracking_uri  # noqa: E402
 
 
 class ProgressObserver:
     """Progress bars on the terminal and per-epoch metrics in the active MLflow run."""
 
-    def __init__(self, max_epochs: int, *, quiet: bool = False) -> None:
+    def __init__(self, max_epochs: int, *, mlflow_run_id: str | None = None,
+                 quiet: bool = False) -> None:
         self.quiet = quiet
         self.max_epochs = max_epochs
         self.bar: tqdm | None = None
+        self.mlflow_run_id = mlflow_run_id
+        self.client = mlflow.MlflowClient(tracking_uri()) if mlflow_run_id else None
 
     def phase(self, name: str, detail: str = "") -> None:
         if not self.quiet:
@@ -54,8 +57,11 @@ class ProgressObserver:
             self.bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4f}")
 
     def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        if mlflow.active_run() is not None:
-            mlflow.log_metrics(metrics, step=epoch + 1)
+        # The ServerApp runs in its own thread, where MLflow's (thread-local) active run is
+        # not visible: log through a client with the run id instead.
+        if self.client is not None and self.mlflow_run_id is not None:
+            for key, value in metrics.items():
+                self.client.log_metric(self.mlflow_run_id, key, value, step=epoch + 1)
         if not self.quiet:
             tqdm.write(f"[epoch {epoch + 1}] " + " ".join(
                 f"{k}={v:.5f}" for k, v in metrics.items()))
@@ -147,8 +153,9 @@ def run_experiment(path: str | Path, *, workdir: str | Path = "runs", quiet: boo
     run_key = new_run_key()
     run_dir = Path(workdir).resolve() / experiment.name / run_key
     run_dir.mkdir(parents=True)
-    observer = ProgressObserver(experiment.train.max_epochs, quiet=quiet)
-    with mlflow_run(experiment, run_key):
+    with mlflow_run(experiment, run_key) as active:
+        observer = ProgressObserver(experiment.train.max_epochs,
+                                    mlflow_run_id=active.info.run_id, quiet=quiet)
         try:
             result = simulate(experiment, run_dir, run_key, observer=observer, capture=capture)
         finally:

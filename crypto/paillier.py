@@ -12,8 +12,8 @@ fresh uniform ``r``; the ``r^n`` is a 2048-bit exponentiation modulo a
 4096-bit number, ~86 per second per core here.
 
 Damgård, Jurik & Nielsen ("A generalization of Paillier's public-key system
-with applications to electronic voting", Int. J. Inf. Security 9(6), 2010,
-§4.2) fix one element once per key,
+with applications to electronic voting", Int. J. Inf. Security 9(6),
+371–385, 2010) fix one element once per key,
 
 .. math::  h = -x^2 \bmod n, \qquad h_s = h^n \bmod n^2
 
@@ -26,8 +26,8 @@ Because :math:`h_s^a = (h^a)^n`, this is an ordinary Paillier ciphertext with
 randomness :math:`h^a \bmod n`, and ``phe``'s ``raw_decrypt`` decrypts it
 unchanged. :class:`DJNEncryptor` keeps a fixed-base table of :math:`h_s`
 powers (:class:`crypto.pool.FixedBaseTable`), so :math:`h_s^a` costs 27
-mulmods for a 224-bit ``a`` (~7,000/s per core at 2048 bits) instead of a
-2048-bit exponentiation.
+mulmods for a 224-bit ``a`` (~6,000/s per core at 2048 bits, see
+``bench/crypto/results.json``) instead of a 2048-bit exponentiation.
 
 Exponent length and security assumption. ``a`` has :math:`2\lambda` bits,
 where :math:`\lambda` is the symmetric security of the modulus (NIST SP
@@ -36,19 +36,21 @@ scheme is IND-CPA under the decisional composite residuosity assumption
 (DCR, as plain Paillier) *plus* the short-exponent assumption that
 :math:`h^a` for a :math:`2\lambda`-bit ``a`` is indistinguishable from a
 uniform element of :math:`\langle h \rangle` — the "Paillier with short
-exponents" setting of DJN 2010 §4.2, resting on the short-exponent
-discrete-log indistinguishability of Koshiba & Kurosawa (PKC 2004). The best
-known generic attack on a :math:`2\lambda`-bit exponent (Pollard's lambda /
-baby-step giant-step) costs :math:`2^{\lambda}` group operations, matching
-the factoring security of ``n``. DJN's argument takes ``n`` a Blum integer
-(``p ≡ q ≡ 3 mod 4``), where :math:`-x^2` generates the Jacobi-symbol-1
-subgroup; :func:`generate_keypair` produces such keys. Callers wanting DJN's
-original, more conservative ``a`` of ``bits/2`` bits can pass
-``exponent_bits`` (then ~1,000/s at 2048).
+exponents" setting of DJN 2010, resting on the short-exponent discrete-log
+indistinguishability of Koshiba & Kurosawa ("Short exponent Diffie–Hellman
+problems", PKC 2004). The best known generic attack on a
+:math:`2\lambda`-bit exponent (Pollard's lambda / baby-step giant-step)
+costs :math:`2^{\lambda}` group operations, matching the factoring security
+of ``n``. DJN state the scheme for Blum moduli (``p ≡ q ≡ 3 mod 4``), where
+``-1`` has Jacobi symbol 1 but is not a square, so ``h`` lies in the
+Jacobi-symbol-1 subgroup outside the squares; :func:`generate_keypair`
+produces such keys (keys from elsewhere still encrypt correctly). Callers
+wanting DJN's more conservative exponent of ``bits/2`` bits can pass
+``exponent_bits=1024`` (about 4.5× slower).
 
 Decryption
 ----------
-:func:`decrypt_ints` is the CRT decryption of Paillier's paper §7 (as in
+:func:`decrypt_ints` is Paillier's 'decryption using Chinese-remaindering' (as in
 ``phe``), with every step in gmpy2 and the per-key constants converted once
 per call instead of per ciphertext.
 """

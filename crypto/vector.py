@@ -20,8 +20,10 @@ quantised features (~16–22-bit integers). A ``powmod`` per term costs about
 into ``c``-bit windows; per window every term costs *one* mulmod into the
 bucket of its digit, and the buckets are combined in ``2·2^c`` mulmods
 independent of the number of terms. ``c`` is chosen per column from the
-actual exponents by a cost model; for 20,000 rows of 22-bit exponents it is
-``c = 11`` → 2 windows → about 2.2 mulmods (~12 µs) per term. Negative
+actual exponents by a cost model: for 20,000 rows of N(0,1) features at 16
+bits (≤ 19 bits, a few up to 22) it picks ``c = 9`` and for uniform 22-bit
+exponents ``c = 11`` — either way two windows carry the digits, about 2.3
+mulmods (~12 µs at 2048 bits, ~10× below per-term ``powmod``) per term. Negative
 entries are collected separately (same method on ``|x|``) and joined with
 one modular inverse per column; zeros cost nothing; an all-zero column is the
 ciphertext ``1``, which decrypts to 0.

@@ -3,14 +3,11 @@
 It is a thin router: the node's role comes from its node config (deployment)
 or partition id (simulation), the party's state from its own directory, and
 each message type maps to one action of :class:`federation.session.PartySession`.
-``context.state`` remembers only where that directory is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-
-from flwr.app import ConfigRecord, Context, Message
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from federation.node import PartyNode
@@ -24,34 +21,8 @@ EVALUATE_ACTIONS = ("loss_terms", "validation_loss", "partial_scores", "score")
 app = ClientApp()
 
 
-class _StateMemory(MutableMapping[str, str]):
-    """``context.state`` seen as a small str -> str mapping (one ConfigRecord)."""
-
-    KEY = "creditlab"
-
-    def __init__(self, context: Context) -> None:
-        if self.KEY not in context.state:
-            context.state[self.KEY] = ConfigRecord()
-        self.record = context.state[self.KEY]
-
-    def __getitem__(self, key: str) -> str:
-        return str(self.record[key])
-
-    def __setitem__(self, key: str, value: str) -> None:
-        self.record[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.record[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.record)
-
-    def __len__(self) -> int:
-        return len(self.record)
-
-
 def _serve(msg: Message, context: Context) -> Message:
-    node = PartyNode(context.node_config, _StateMemory(context))
+    node = PartyNode(context.node_config)
     reply = node.handle(msg.metadata.message_type, Payload.from_records(msg.content))
     return Message(reply.to_records(), reply_to=msg)
 

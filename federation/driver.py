@@ -78,10 +78,19 @@ class Coordinator:
         self.observer = observer or QuietObserver()
         self.result = RunResult(ledger=PrivacyLedger(KeyDirectory(), capture=capture))
         self.phase = "setup"
+        self.seq = 0
 
     # -- plumbing --------------------------------------------------------------------------
     def _send(self, requests: dict[str, tuple[str, Payload]]) -> dict[str, Payload]:
-        """One exchange with one or both parties (sent together, answered together)."""
+        """One exchange with one or both parties (sent together, answered together).
+
+        Every message names the run and carries a sequence number, so a party
+        restarted mid-run finds its state, and a re-sent message is answered
+        from the party's stored reply instead of being acted on twice.
+        """
+        self.seq += 1
+        for _, payload in requests.values():
+            payload.meta.update(seq=self.seq, run_key=self.run_key, run_dir=str(self.run_dir))
         return self.transport.exchange(requests)
 
     def _forward(self, reply: Payload, *names: str, src: str, dst: str, message_type: str
@@ -115,8 +124,7 @@ class Coordinator:
         """Each party loads and checks its data and makes its keys; public keys are swapped."""
         self.phase = "setup"
         self.observer.phase("setup", "loading data and generating Paillier keys")
-        meta = {"experiment": pack_json(self.experiment.model_dump(mode="json")),
-                "run_dir": str(self.run_dir), "run_key": self.run_key}
+        meta = {"experiment": pack_json(self.experiment.model_dump(mode="json"))}
         replies = self._send({r: ("query.setup", Payload(meta=dict(meta))) for r in PARTIES})
         keys = self.result.ledger.keys
         for role, reply in replies.items():

@@ -18,15 +18,22 @@ from federation.transport import FlowerTransport
 from lab.experiment import Experiment, load_experiment
 
 
+def transport_for(grid: Grid, experiment: Experiment) -> FlowerTransport:
+    """A Grid transport with the experiment's party timeout and retry interval."""
+    spec = experiment.federation
+    return FlowerTransport(grid, party_timeout=spec.party_timeout_seconds,
+                           retry_after=spec.retry_seconds)
+
+
 def make_server_app(experiment: Experiment, run_dir: Path, *, run_key: str,
                     sink: list[RunResult], observer: Observer | None = None,
-                    capture: bool = False, timeout: float = 3600.0) -> ServerApp:
+                    capture: bool = False) -> ServerApp:
     """A ServerApp that runs one experiment and appends its result to ``sink``."""
     server_app = ServerApp()
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
-        transport = FlowerTransport(grid, timeout=timeout)
+        transport = transport_for(grid, experiment)
         coordinator = Coordinator(transport, experiment, run_dir, run_key=run_key,
                                   observer=observer, capture=capture)
         sink.append(coordinator.run())
@@ -47,5 +54,6 @@ def main(grid: Grid, context: Context) -> None:
     run_key = f"flwr-{context.run_id}"
     run_dir = workdir / experiment.experiment.name / run_key
     run_dir.mkdir(parents=True, exist_ok=True)
-    coordinator = Coordinator(FlowerTransport(grid), experiment, run_dir, run_key=run_key)
+    coordinator = Coordinator(transport_for(grid, experiment), experiment, run_dir,
+                              run_key=run_key)
     record_run(experiment, run_dir, coordinator.run())

@@ -55,7 +55,7 @@ class ProtocolError(RuntimeError):
 
 @dataclass
 class SessionState:
-    """The small, JSON-able part of a session (arrays live in ``arrays.npz``)."""
+    """The small, JSON-able part of a session (saved with the arrays in one state file)."""
 
     role: str
     experiment: dict[str, Any]
@@ -70,6 +70,8 @@ class SessionState:
     history: list[dict[str, float]] = field(default_factory=list)
     pending_mask_hex: list[str] = field(default_factory=list)
     version: int = 0
+    last_seq: int = -1
+    """Sequence number of the last message acted on; its reply is kept for re-delivery."""
 
 
 class PartySession:
@@ -82,6 +84,7 @@ class PartySession:
         self.arrays: dict[str, np.ndarray] = {}
         self._table: PartyTable | None = None
         self._party: BankParty | PlatformParty | None = None
+        self.last_reply: Payload | None = None
         keyfile = directory / "paillier_key.json"
         self.public_key, self.private_key = (
             private_key_from_json(keyfile.read_text(),
@@ -100,32 +103,38 @@ class PartySession:
 
     @classmethod
     def load(cls, directory: Path) -> PartySession:
-        state = SessionState(**json.loads((directory / "session.json").read_text()))
+        """Rebuild a session from its one state file (see :meth:`save`)."""
+        with np.load(directory / STATE_FILE, allow_pickle=False) as data:
+            files = {k: data[k] for k in data.files}
+        state = SessionState(**json.loads(files.pop("session").tobytes()))
         session = cls(directory, state)
-        npz = directory / "arrays.npz"
-        if npz.exists():
-            with np.load(npz, allow_pickle=False) as data:
-                session.arrays = {k: data[k] for k in data.files}
-        ckpt = directory / "model_current.npz"
-        if ckpt.exists() and session.arrays.get("train") is not None:
-            with np.load(ckpt, allow_pickle=False) as data:
-                session.party.part.load_state_dict({k: data[k] for k in data.files})
+        session.arrays = {k[2:]: v for k, v in files.items() if k.startswith("a.")}
+        model = {k[2:]: v for k, v in files.items() if k.startswith("m.")}
+        if model:
+            session.party.part.load_state_dict(model)
+        session.last_reply = _unpack_reply(files)
         return session
 
-    def save(self) -> None:
-        """Write state atomically (a crash mid-write leaves the previous state whole)."""
-        self.state.version += 1
-        self._atomic_write("session.json", json.dumps(self.state.__dict__).encode())
-        tmp = self.directory / "arrays.tmp.npz"
-        np.savez(tmp, **self.arrays)
-        os.replace(tmp, self.directory / "arrays.npz")
-        if self._party is not None:
-            self._save_model("model_current.npz")
+    def save(self, reply: Payload | None = None) -> None:
+        """Write the whole state, and the reply to the message just handled, in one file.
 
-    def _atomic_write(self, name: str, data: bytes) -> None:
-        tmp = self.directory / f".{name}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.directory / name)
+        One ``os.replace`` makes the write atomic: a process killed mid-save
+        leaves the previous state whole, and a message re-delivered after a
+        crash finds either the old state (and is acted on again) or the new
+        state with its reply (and gets that reply again) — never a mix.
+        """
+        self.state.version += 1
+        files: dict[str, np.ndarray] = {
+            "session": np.frombuffer(json.dumps(self.state.__dict__).encode(), dtype=np.uint8)}
+        files.update({f"a.{k}": v for k, v in self.arrays.items()})
+        if self._party is not None:
+            files.update({f"m.{k}": v for k, v in self._party.part.state_dict().items()})
+        if reply is not None:
+            files.update(_pack_reply(reply))
+            self.last_reply = reply
+        tmp = self.directory / f".{STATE_FILE}.tmp.npz"
+        np.savez(tmp, **files)
+        os.replace(tmp, self.directory / STATE_FILE)
 
     def _save_model(self, name: str) -> None:
         tmp = self.directory / f".{name}.tmp.npz"
@@ -190,12 +199,22 @@ class PartySession:
 
     # -- dispatch --------------------------------------------------------------------------
     def handle(self, action: str, payload: Payload) -> Payload:
-        """Run one action and persist the state it changed."""
+        """Run one action and persist the state it changed, together with the reply.
+
+        A message the coordinator re-sends (its first reply was lost, or this
+        node crashed after acting) carries the same sequence number: it gets
+        the stored reply instead of being acted on twice — a gradient is never
+        applied twice, a mask never redrawn under a reply already sent.
+        """
+        seq = int(payload.meta.get("seq", -1))
+        if seq >= 0 and seq == self.state.last_seq and self.last_reply is not None:
+            return self.last_reply
         method = getattr(self, f"on_{action}", None)
         if method is None:
             raise ProtocolError(f"{self.role}: unknown action {action!r}")
         reply = method(payload)
-        self.save()
+        self.state.last_seq = seq
+        self.save(reply)
         return reply
 
     # -- set-up ----------------------------------------------------------------------------
@@ -383,6 +402,7 @@ class PartySession:
         return reply
 
     def _keep_pending(self) -> None:
+        """Copy the step's private vectors and mask into state, so a restarted node has them."""
         pending = self.party.pending
         if pending is None:
             return
@@ -463,6 +483,24 @@ class PartySession:
         return reply
 
 
+STATE_FILE = "state.npz"
+
+
+def _pack_reply(reply: Payload) -> dict[str, np.ndarray]:
+    files = {f"r.{k}": v for k, v in reply.arrays.items()}
+    header = json.dumps({"kinds": reply.kinds, "meta": reply.meta})
+    files["reply"] = np.frombuffer(header.encode(), dtype=np.uint8)
+    return files
+
+
+def _unpack_reply(files: dict[str, np.ndarray]) -> Payload | None:
+    if "reply" not in files:
+        return None
+    header = json.loads(files["reply"].tobytes())
+    arrays = {k[2:]: v for k, v in files.items() if k.startswith("r.")}
+    return Payload(arrays=arrays, kinds=header["kinds"], meta=header["meta"])
+
+
 def _thin(curve: np.ndarray, points: int = 64) -> np.ndarray:
     """At most ``points`` evenly spaced rows of a curve: enough to plot, an aggregate."""
     if len(curve) <= points:
@@ -488,10 +526,26 @@ def open_session(directory: Path) -> PartySession:
     """
     key = str(directory.resolve())
     cached = _LIVE.get(key)
-    on_disk = json.loads((directory / "session.json").read_text())["version"]
-    if cached is None or cached.state.version != on_disk:
-        cached = _LIVE[key] = PartySession.load(directory)
-    return cached
+    if cached is not None and cached.state.version == _version_on_disk(directory):
+        return cached
+    _LIVE[key] = PartySession.load(directory)
+    return _LIVE[key]
+
+
+def _version_on_disk(directory: Path) -> int:
+    with np.load(directory / STATE_FILE, allow_pickle=False) as data:
+        return int(json.loads(data["session"].tobytes())["version"])
+
+
+def saved_arrays(directory: Path) -> dict[str, np.ndarray]:
+    """A party's saved alignment and split arrays, without rebuilding its session."""
+    with np.load(directory / STATE_FILE, allow_pickle=False) as data:
+        return {k[2:]: data[k] for k in data.files if k.startswith("a.")}
+
+
+def forget_session(directory: Path) -> None:
+    """Drop the in-memory copy (after a failed action, whose changes were not saved)."""
+    _LIVE.pop(str(directory.resolve()), None)
 
 
 def start_session(directory: Path, role: str, experiment: Experiment,

@@ -230,6 +230,17 @@ class CryptoSection(_Section):
         return value
 
 
+class FederationSection(_Section):
+    """``[federation]``: how long the coordinator waits for a party."""
+
+    party_timeout_seconds: float = Field(
+        default=600.0, gt=0, allow_inf_nan=False,
+        description="seconds a party may stay silent before the run stops, e.g. 600")
+    retry_seconds: float = Field(
+        default=30.0, gt=0, allow_inf_nan=False,
+        description="seconds before an unanswered message is sent again, e.g. 30")
+
+
 class Experiment(_Section):
     """A whole experiment file. Build it with :func:`load_experiment`."""
 
@@ -239,6 +250,8 @@ class Experiment(_Section):
     split: SplitSection = Field(default_factory=SplitSection, description="a [split] section")
     train: TrainSection = Field(default_factory=TrainSection, description="a [train] section")
     crypto: CryptoSection = Field(default_factory=CryptoSection, description="a [crypto] section")
+    federation: FederationSection = Field(
+        default_factory=FederationSection, description="a [federation] section")
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from crypto.identifiers import normalise_id
+from federation.session import saved_arrays
 from lab.datasets import load_party_table
 from lab.experiment import Experiment
 from models.lr import fit_central_taylor
@@ -31,9 +32,9 @@ def _joined(experiment: Experiment, bank_dir: Path
                             features=bank_spec.features, label_column=bank_spec.label_column)
     platform = load_party_table(platform_spec.data, id_column=platform_spec.id_column,
                                 features=platform_spec.features)
-    with np.load(bank_dir / "arrays.npz", allow_pickle=False) as saved:
-        aligned = saved["aligned_rows"]
-        split = {name: saved[name] for name in ("train", "validation", "test")}
+    saved = saved_arrays(bank_dir)
+    aligned = saved["aligned_rows"]
+    split = {name: saved[name] for name in ("train", "validation", "test")}
     row_of = {normalise_id(i): n for n, i in enumerate(platform.ids)}
     platform_rows = np.array([row_of[normalise_id(bank.ids[i])] for i in aligned])
     assert bank.y is not None

@@ -30,8 +30,8 @@ def test_default_credit_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     train = experiment.train
     assert (train.protocol, train.batch_size, train.max_epochs, train.patience) == (
         "hetero_lr",
-        4096,
-        15,
+        2048,
+        20,
         3,
     )
     assert train.optimizer_config() == OptimizerConfig(name="adam", learning_rate=0.05, l2=0.001)

@@ -9,8 +9,8 @@ an in-process client (httpx's ASGI transport) sees the same app as uvicorn.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 

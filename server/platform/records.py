@@ -18,9 +18,8 @@ from sqlalchemy import select
 
 from lab.catalog import CATALOG, Item
 from lab.store import Store
-from lab.store.models import STATE_CURRENT, STATE_WITHDRAWN
+from lab.store.models import STATE_CURRENT, STATE_WITHDRAWN, record_model
 from lab.store.models import AuditEvent as StoreEvent
-from lab.store.models import record_model
 
 __all__ = ["HistoryEvent", "RecordView", "StoreRecords", "SubjectRecords"]
 

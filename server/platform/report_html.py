@@ -58,7 +58,8 @@ _TEMPLATE = """<!doctype html>
       <td>{{ report.subject }}</td></tr>
   <tr><th>查询机构</th><td>{{ report.institution_name }}</td></tr>
   <tr><th>查询用途</th><td>{{ purpose_zh[report.purpose.value] }}</td></tr>
-  <tr><th>授权编号</th><td>{{ report.authorization_ids | join("，") or "无（敏感字段已脱敏）" }}</td></tr>
+  <tr><th>授权编号</th>
+      <td>{{ report.authorization_ids | join("，") or "无（敏感字段已脱敏）" }}</td></tr>
   <tr><th>报告时间</th><td>{{ report.generated_at.strftime("%Y-%m-%d %H:%M:%S") }} UTC</td></tr>
 </table>
 {% for item in report.items %}
@@ -68,8 +69,8 @@ _TEMPLATE = """<!doctype html>
   {% if item.status == "shown" and item.masked and item.sensitive_fields %}
   <span class="masked">敏感字段已脱敏（未获信息主体授权）</span>{% endif %}
 </div>
-{% if item.data_dates %}<div>数据日期：{{ item.data_dates.earliest }} 至 {{ item.data_dates.latest }}，
-  共 {{ item.records | length }} 条记录</div>{% endif %}
+{% if item.data_dates %}<div>数据日期：{{ item.data_dates.earliest }}
+  至 {{ item.data_dates.latest }}，共 {{ item.records | length }} 条记录</div>{% endif %}
 {% if item.records %}
 <table>
   <tr><th>数据日期</th>{% for name in columns(item) %}<th>{{ item.labels[name] }}</th>{% endfor %}
@@ -82,15 +83,19 @@ _TEMPLATE = """<!doctype html>
 </table>
 {% endif %}
 {% if item.disputes %}<div>异议记录：</div>
-<ul>{% for e in item.disputes %}<li>{{ e.at.strftime("%Y-%m-%d") }} {{ e.action }}：{{ e.reason }}</li>
+<ul>{% for e in item.disputes %}
+<li>{{ e.at.strftime("%Y-%m-%d") }} {{ action_zh(e.action) }}：{{ e.reason }}</li>
 {% endfor %}</ul>{% endif %}
 {% if item.repairs or item.withdrawn_records %}<div>更正与信用修复：{% if item.withdrawn_records %}
   {{ item.withdrawn_records }} 条记录已信用修复，不再展示{% endif %}</div>
-<ul>{% for e in item.repairs %}<li>{{ e.at.strftime("%Y-%m-%d") }} {{ e.action }}：{{ e.reason }}</li>
+<ul>{% for e in item.repairs %}
+<li>{{ e.at.strftime("%Y-%m-%d") }} {{ action_zh(e.action) }}：{{ e.reason }}</li>
 {% endfor %}</ul>{% endif %}
 {% endfor %}
-<p class="note">说明：本报告仅含平台归集的公共信用信息；信用评分由金融机构自行计算，不属于本报告内容。
-敏感信息（个人信息、账户号码、地址）未经信息主体授权一律脱敏展示。对报告内容有异议的，可向平台提出异议申请。</p>
+<p class="note">说明：本报告仅含平台归集的公共信用信息；
+信用评分由金融机构自行计算，不属于本报告内容。
+敏感信息（个人信息、账户号码、地址）未经信息主体授权一律脱敏展示。
+对报告内容有异议的，可向平台提出异议申请。</p>
 </body>
 </html>
 """
@@ -102,6 +107,17 @@ _COMPILED = _ENV.from_string(_TEMPLATE)
 
 def _columns(item) -> list[str]:  # noqa: ANN001 - an ItemRecordsOut
     return [name for name in item.labels if name not in _HIDDEN_COLUMNS]
+
+
+#: Chinese names of the store's record actions, matched by keyword (first match wins).
+_ACTIONS_ZH = (("resolve", "异议处理完毕"), ("dispute", "提出异议"), ("objection", "提出异议"),
+               ("correct", "更正"), ("withdraw", "信用修复（记录撤销）"),
+               ("repair", "信用修复"), ("supersede", "更正"))
+
+
+def _action_zh(action: str) -> str:
+    name = action.lower()
+    return next((zh for word, zh in _ACTIONS_ZH if word in name), action)
 
 
 def _cell(value: object) -> str:
@@ -119,4 +135,4 @@ def _cell(value: object) -> str:
 def render_report(report: CreditReportOut) -> str:
     """The report as one self-contained HTML page."""
     return _COMPILED.render(report=report, purpose_zh=PURPOSE_ZH, status_zh=STATUS_ZH,
-                            columns=_columns, cell=_cell)
+                            columns=_columns, cell=_cell, action_zh=_action_zh)

@@ -21,9 +21,6 @@ from sqlalchemy.engine import Connection
 
 __all__ = ["bulk_insert"]
 
-_COPY_CHUNK = 50_000
-
-
 def _quoted(names: Sequence[str]) -> str:
     return ", ".join(f'"{name}"' for name in names)
 
@@ -54,9 +51,8 @@ def bulk_insert(
         cursor = dbapi.cursor()
         try:
             with cursor.copy(f'COPY "{table}" ({_quoted(columns)}) FROM STDIN') as copy:
-                for start in range(0, len(rows), _COPY_CHUNK):
-                    for row in rows[start:start + _COPY_CHUNK]:
-                        copy.write_row(row)
+                for row in rows:
+                    copy.write_row(row)
         finally:
             cursor.close()
         return len(rows)

@@ -59,7 +59,8 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, floa
 
 
 @pytest.mark.parametrize("after_acting", [False, True], ids=["before-acting", "after-acting"])
-@pytest.mark.parametrize(("role", "seq"), [("platform", 8), ("bank", 9), ("platform", 16), ("bank", 18)])
+@pytest.mark.parametrize(("role", "seq"),
+                         [("platform", 8), ("bank", 9), ("platform", 16), ("bank", 18)])
 def test_a_killed_party_resumes_to_the_same_model(tmp_path: Path, baseline, role, seq,
                                                   after_acting) -> None:
     transport = KillingTransport(role, seq, after_acting=after_acting)

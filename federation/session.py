@@ -40,6 +40,7 @@ from federation.alignment import split_positions
 from federation.hetero_lr import BankParty, PlatformParty, StepVectors
 from federation.payload import Payload, get_encrypted, put_encrypted
 from lab.datasets import PartyTable, load_party_table
+from lab.errors import DataError
 from lab.experiment import BankSection, Experiment, PlatformSection
 from models.lr import LRPart, batch_schedule
 from models.metrics import evaluate, ks_points, roc_points
@@ -233,13 +234,14 @@ class PartySession:
         boxfile = self.directory / "box_key.bin"
         boxfile.write_bytes(bytes(box_key))
         boxfile.chmod(0o600)
-        usable = [i for i, v in enumerate(report.normalised) if v is not None]
-        seen: dict[str, int] = {}
-        keep = []
-        for i in usable:
-            if report.normalised[i] not in seen:
-                seen[report.normalised[i]] = i
-                keep.append(i)
+        keep, _ = report.unique_valid()  # first row of each valid id; the rest quarantined
+        if not keep:
+            first = report.invalid[0] if report.invalid else (0, "", "no rows")
+            raise DataError(table.path, column=self.spec.id_column, problem=(
+                f"no row has a valid id of kind {self.spec.id_kind!r} ({len(report.invalid)} "
+                f"invalid; row {first[0] + 2}: {first[2]})"),
+                remedy=f"check id_kind and id_column in [{self.role}] of the experiment, or "
+                       "the file's id column")
         self.arrays["usable_rows"] = np.asarray(keep, dtype=np.int64)
         reply = Payload()
         reply.put("public_key", np.frombuffer(public_key_to_bytes(self.public_key),

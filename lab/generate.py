@@ -124,16 +124,25 @@ SIZES = (
     ("medium", 0.07, 220, 0.5, 1250, -0.30),
     ("large", 0.01, 1500, 0.6, 6300, -0.60),
 )
-_NAME_CHARS = ("华 润 泰 鑫 盛 达 恒 通 宏 远 金 海 利 源 兴 发 昌 隆 瑞 祥 德 信 安 康 丰 裕 永 嘉 福 佳 "
-               "新 凯 诚 博 宇 天 汇 力 东 方 明 阳 光 辉 银 星 晨 和 合 众 联 创 志 科 益 仁 中 正 成 "
-               "北 南 津 港 渤 滨 广 聚 鼎 启 航 卓 越 优 美 雅 清 泉 松 林 峰 云 龙 凤 鹏 程").split()
-_SURNAMES = ("王 李 张 刘 陈 杨 赵 黄 周 吴 徐 孙 胡 朱 高 林 何 郭 马 罗 梁 宋 郑 谢 韩 唐 冯 于 董 萧 "
-             "程 曹 袁 邓 许 傅 沈 曾 彭 吕 苏 卢 蒋 蔡 贾 丁 魏 薛 叶 阎 余 潘 杜 戴 夏 钟 汪 田 任 姜").split()
-_GIVEN = ("伟 芳 娜 秀 敏 静 丽 强 磊 军 洋 勇 艳 杰 娟 涛 明 超 霞 平 刚 桂 英 华 玉 兰 建 国 志 红 "
-          "文 辉 鹏 飞 宇 浩 凯 俊 帅 萍 燕 丹 宁 欣 悦 晨 阳 亮 斌 波 鑫 海 林 峰 春 梅 云 雪").split()
-_ROADS = ("解放路 南京路 卫津路 黄河道 红旗路 复康路 友谊路 中山路 胜利路 建设路 光明道 幸福道 和平路 "
-          "新华路 北京道 长江道 西湖道 津塘路 京津路 海河东路 泰达大街 第一大街 第二大街 黄海路 渤海路 "
-          "津沽路 杨柳青大道 武宁路 宝平路 津蓟路").split()
+_NAME_CHARS = tuple(
+    "华润泰鑫盛达恒通宏远金海利源兴发昌隆瑞祥德信安康丰裕永嘉福佳新凯诚博宇天汇力东方"
+    "明阳光辉银星晨和合众联创志科益仁中正成北南津港渤滨广聚鼎启航卓越优美雅清泉松林峰"
+    "云龙凤鹏程"
+)
+_SURNAMES = tuple(
+    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕"
+    "苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜"
+)
+_GIVEN = tuple(
+    "伟芳娜秀敏静丽强磊军洋勇艳杰娟涛明超霞平刚桂英华玉兰建国志红文辉鹏飞宇浩凯俊帅萍"
+    "燕丹宁欣悦晨阳亮斌波鑫海林峰春梅云雪"
+)
+_ROADS = (
+    "解放路", "南京路", "卫津路", "黄河道", "红旗路", "复康路", "友谊路", "中山路",
+    "胜利路", "建设路", "光明道", "幸福道", "和平路", "新华路", "北京道", "长江道",
+    "西湖道", "津塘路", "京津路", "海河东路", "泰达大街", "第一大街", "第二大街", "黄海路",
+    "渤海路", "津沽路", "杨柳青大道", "武宁路", "宝平路", "津蓟路",
+)
 
 _FULL_WIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
 
@@ -473,19 +482,21 @@ def _enterprises(seed: int, index: int, start: int, n: int, dirty_rate: float) -
     size = np.where(category == "2", 0, size)  # 个体工商户 are micro
     org_warning = rng.random(n) < min(0.002, dirty_rate / 5) if dirty_rate > 0 else np.zeros(
         n, dtype=bool)
-    letters = [c for c in USCC_ALPHABET[10:]]
     uscc = []
     body_kind = rng.random(n)
-    digits = rng.integers(0, 10, size=(n, 8))
-    alnum = rng.integers(0, len(USCC_ALPHABET), size=(n, 6))
     for i in range(n):
+        # A bijective scramble of the enterprise's global index: unique codes by construction.
+        scrambled = (start + i) * 7919 + seed * 104729
         if body_kind[i] < 0.6:
-            body = "MA" + "".join(USCC_ALPHABET[j] for j in alnum[i])
+            value, chars = scrambled % 31**6, []
+            for _ in range(6):
+                value, digit = divmod(value, 31)
+                chars.append(USCC_ALPHABET[digit])
+            body = "MA" + "".join(chars)
         else:
-            body = "".join(str(d) for d in digits[i])
+            body = f"{scrambled % 10**8:08d}"
         org = _org_code(body, valid=not org_warning[i])
-        uscc.append(_uscc_with_check("9" + category[i] + DISTRICTS[district[i]][0] + org[:9]))
-    del letters
+        uscc.append(_uscc_with_check("9" + category[i] + DISTRICTS[district[i]][0] + org))
     names = _pick_name(rng, n)
     full_names = [f"天津{DISTRICTS[d][1][:2]}{nm}{INDUSTRIES[k][2]}"
                   if category[j] != "2" else f"天津市{DISTRICTS[d][1]}{nm}{INDUSTRIES[k][0][:2]}店"
@@ -709,7 +720,7 @@ def _utility(ch: _Chunk, rng: np.random.Generator, as_of: dt.date, code: str) ->
     return pd.DataFrame(cols)
 
 
-def _persons(seed: int, index: int, n: int, as_of: dt.date) -> pd.DataFrame:
+def _persons(seed: int, index: int, n: int, seen: set[str]) -> pd.DataFrame:
     """Natural-person agricultural operators of one chunk: names, resident ids, districts."""
     rng = np.random.default_rng([seed, index, 7])
     farm_districts = [i for i, d in enumerate(DISTRICTS) if d[0] >= "120110"]
@@ -719,10 +730,15 @@ def _persons(seed: int, index: int, n: int, as_of: dt.date) -> pd.DataFrame:
     serial = rng.integers(0, 1000, n)
     ids = [_resident_id(f"{DISTRICTS[d][0]}{b:%Y%m%d}{s:03d}")
            for d, b, s in zip(district, births, serial, strict=True)]
+    names = _person_names(rng, n)
     # Two persons may draw the same id; keep the first (a real id names one person).
-    frame = pd.DataFrame({"name": _person_names(rng, n), "id_number": ids, "district": district})
-    del as_of
-    return frame.drop_duplicates("id_number").reset_index(drop=True)
+    keep = []
+    for position, value in enumerate(ids):
+        if value not in seen:
+            seen.add(value)
+            keep.append(position)
+    frame = pd.DataFrame({"name": names, "id_number": ids, "district": district})
+    return frame.iloc[keep].reset_index(drop=True)
 
 
 def _agriculture(ch: _Chunk, persons: pd.DataFrame, rng: np.random.Generator,
@@ -890,13 +906,14 @@ def generate_city(
                   "enterprises_by_size": {s[0]: 0 for s in SIZES}, "persons": 0,
                   "organisation_code_warnings": 0}
     persons_total = 0
+    seen_persons: set[str] = set()
     for path in bank_paths:
         path.unlink(missing_ok=True)
     try:
         for index, start in enumerate(range(0, enterprises, CHUNK)):
             n = min(CHUNK, enterprises - start)
             ch = _enterprises(seed, index, start, n, dirty_rate)
-            persons = _persons(seed, index, max(1, round(n * 0.03)), as_of)
+            persons = _persons(seed, index, max(1, round(n * 0.03)), seen_persons)
             persons_total += len(persons)
             for k in range(len(INDUSTRIES)):
                 population["enterprises_by_industry"][INDUSTRIES[k][0]] += int(

@@ -62,7 +62,13 @@ def get_state(request: Request) -> PlatformState:
 
 
 def get_session(state: Annotated[PlatformState, Depends(get_state)]) -> Iterator[Session]:
-    """A database session per request, committed when the route returns normally."""
+    """A database session per request, committed when the route function returns.
+
+    Scoped to the function (not the whole request): the commit must happen
+    before the answer is sent — a client told "201 created" must find the row —
+    and before the audit middleware writes, which would otherwise wait on this
+    transaction's lock.
+    """
     with state.database.session() as session:
         yield session
 
@@ -72,7 +78,7 @@ def get_audit(request: Request) -> AuditDraft:
     return request.state.audit
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 AuditDep = Annotated[AuditDraft, Depends(get_audit)]
 StateDep = Annotated[PlatformState, Depends(get_state)]
 

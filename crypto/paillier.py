@@ -48,6 +48,16 @@ produces such keys (keys from elsewhere still encrypt correctly). Callers
 wanting DJN's more conservative exponent of ``bits/2`` bits can pass
 ``exponent_bits=1024`` (about 4.5× slower).
 
+Encryption by the key owner (CRT)
+---------------------------------
+A party encrypting under its *own* key (every training step: the bank's
+residuals, the platform's quarter logits) knows ``p`` and ``q``, so
+``DJNEncryptor(public_key, private_key=...)`` evaluates :math:`h_s^a` modulo
+:math:`p^2` and :math:`q^2` with two half-size tables and joins them by CRT
+(:class:`crypto.pool.CRTFixedBaseTable`): the same group element, hence the
+same ciphertext distribution, for about a third less CPU. Encryption under a
+peer's key (re-randomisation) keeps the plain table.
+
 Decryption
 ----------
 :func:`decrypt_ints` is Paillier's 'decryption using Chinese-remaindering' (as in
@@ -72,6 +82,7 @@ from phe import PaillierPrivateKey, PaillierPublicKey
 
 from crypto.errors import CryptoError, InsecureKeyError, KeyMismatchError
 from crypto.pool import (
+    CRTFixedBaseTable,
     EncryptionParams,
     FixedBaseTable,
     PoolArg,
@@ -105,6 +116,13 @@ MIN_KEY_BITS = 2048
 
 TEST_KEY_BITS = 1024
 """Smallest modulus accepted with ``test_only=True``: for fast unit tests, never data."""
+
+DEFAULT_WINDOW = 8
+"""Fixed-base digit width for encrypting under a peer's key (a few factors per step)."""
+
+CRT_WINDOW = 11
+"""Digit width for the key owner's CRT tables: 1.2× faster than 8 (measured), 11 MB per
+half-size table at 2048 bits, built in ~0.1 s once per process."""
 
 _PRIME_TEST_ROUNDS = 32
 _PUBLIC_KEY_MAGIC = b"CLPK\x01"
@@ -319,9 +337,17 @@ class DJNEncryptor:
     exponent_bits : int, optional
         Length of the DJN exponent ``a``; default ``2·λ`` (224 at 2048 bits).
         Values below ``2·λ`` are refused.
-    window : int, default 8
-        Digit width of the fixed-base table (27 mulmods per factor at 224
-        bits; 3.7 MB at 2048 bits).
+    window : int, optional
+        Digit width of the fixed-base table: default 8 (27 mulmods per
+        factor at 224 bits; 3.7 MB at 2048 bits), or 11 with ``private_key``
+        (20 half-size mulmods per CRT half; 2 × 11 MB at 2048 bits), where
+        the larger table is worth it because the owner encrypts every step.
+    private_key : PaillierPrivateKey, optional
+        The key owner's private key, for encrypting under its *own* key:
+        randomness is then computed modulo ``p²`` and ``q²`` and joined by
+        CRT (:class:`crypto.pool.CRTFixedBaseTable`), about twice as fast and
+        the same ciphertexts in distribution. The factors reach only this
+        process and its own pool workers; pickling the encryptor drops them.
     """
 
     def __init__(
@@ -331,7 +357,8 @@ class DJNEncryptor:
         pool_size: int = 4096,
         method: Literal["djn", "phe"] = "djn",
         exponent_bits: int | None = None,
-        window: int = 8,
+        window: int | None = None,
+        private_key: PaillierPrivateKey | None = None,
     ) -> None:
         if method not in ("djn", "phe"):
             raise CryptoError(f"method must be 'djn' or 'phe', got {method!r}")
@@ -350,7 +377,6 @@ class DJNEncryptor:
         self.pool_size = pool_size
         self.method = method
         self.exponent_bits = exponent_bits
-        self.window = window
         h_s = 0
         if method == "djn":
             x = 0
@@ -358,8 +384,15 @@ class DJNEncryptor:
                 x = 2 + secrets.randbelow(n - 3)
             h = n - x * x % n
             h_s = int(gmpy2.powmod(h, n, n * n))
-        self.params = EncryptionParams(n, method, h_s, exponent_bits, window)
-        self._table: FixedBaseTable | None = None
+        p = q = 0
+        if private_key is not None and method == "djn":
+            check_same_key(public_key, private_key.public_key, "a CRT encryptor's private key")
+            p, q = int(private_key.p), int(private_key.q)
+        if window is None:
+            window = CRT_WINDOW if p else DEFAULT_WINDOW
+        self.window = window
+        self.params = EncryptionParams(n, method, h_s, exponent_bits, window, p, q)
+        self._table: FixedBaseTable | CRTFixedBaseTable | None = None
         self._ready: deque[mpz] = deque()
         self._lock = threading.Lock()
 
@@ -368,6 +401,9 @@ class DJNEncryptor:
         state = self.__dict__.copy()
         state["_ready"] = deque()  # never copy one-time randomness
         state["_table"] = None
+        params = self.params  # never copy the key's factors either
+        state["params"] = EncryptionParams(params.n, params.method, params.h_s,
+                                           params.exponent_bits, params.window)
         del state["_lock"]
         return state
 
@@ -389,12 +425,16 @@ class DJNEncryptor:
         """Precomputed randomness factors ready for use."""
         return len(self._ready)
 
-    def _table_or_build(self) -> FixedBaseTable | None:
+    @property
+    def uses_crt(self) -> bool:
+        """True when randomness is computed with the key's factors (owner's encryptor)."""
+        return bool(self.params.p)
+
+    def _table_or_build(self) -> FixedBaseTable | CRTFixedBaseTable | None:
         if self.method != "djn":
             return None
         if self._table is None:
-            p = self.params
-            self._table = FixedBaseTable(p.h_s, p.n * p.n, p.exponent_bits, p.window)
+            self._table = self.params.table()
         return self._table
 
     def _fresh_factors(self, count: int, pool: PoolArg = None) -> list[mpz]:

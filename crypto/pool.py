@@ -13,8 +13,13 @@ Kernels
   product of ``ceil(bits / w)`` table entries, i.e. only mulmods.
 * :func:`encrypt_with_factors` — ``(1 + m·n)·r mod n²`` computed as
   ``r + n·(m·r mod n)``: one multiplication modulo ``n`` instead of ``n²``.
+* :class:`CRTFixedBaseTable` — the same powers computed modulo ``p²`` and
+  ``q²`` and joined by CRT, for a key owner encrypting under its own key
+  (≈1.3–1.6× faster at 2048 bits, measured in ``bench/lr_fit``).
 * :func:`multiexp` / :func:`signed_column_products` — bucketed
-  (Pippenger-style) multi-exponentiation ``∏ c_i^{e_i} mod n²`` for ``Xᵀ[[e]]``.
+  (Pippenger-style) multi-exponentiation ``∏ c_i^{e_i} mod n²`` for ``Xᵀ[[e]]``;
+  bases sharing an exponent (binned, categorical and count columns) are
+  first merged with one mulmod each, so such columns cost sums only.
 
 Pool
 ----
@@ -58,6 +63,7 @@ from crypto.errors import CryptoError
 
 __all__ = [
     "EncryptionParams",
+    "CRTFixedBaseTable",
     "FixedBaseTable",
     "MIN_ITEMS_PER_CHUNK",
     "PoolArg",
@@ -173,6 +179,35 @@ class FixedBaseTable:
         return mpz(1) if acc is None else acc
 
 
+class CRTFixedBaseTable:
+    """:class:`FixedBaseTable` powers modulo ``p²`` and ``q²``, joined by CRT into ``mod n²``.
+
+    Why: a key owner encrypting under its *own* key knows ``n = p·q``, and a
+    mulmod modulo ``p²`` (half the bits of ``n²``) costs about a quarter of
+    one modulo ``n²``; two half-size combs plus one CRT join make an
+    encryption of zero about twice as fast. The result is the very same
+    ``h_s^a mod n²``, so ciphertexts are indistinguishable from those of
+    :class:`FixedBaseTable`. Only the key owner's own process and its pool
+    workers (same host, same domain — like the PSI secret) ever hold ``p``
+    and ``q``; peers re-randomising under our key use the plain table.
+    """
+
+    def __init__(self, base: int, p: int, q: int, exponent_bits: int, window: int = 8) -> None:
+        p, q = mpz(p), mpz(q)
+        self.p_sq, self.q_sq = p * p, q * q
+        self.modulus = self.p_sq * self.q_sq
+        self.exponent_bits = exponent_bits
+        self._p_table = FixedBaseTable(mpz(base) % self.p_sq, self.p_sq, exponent_bits, window)
+        self._q_table = FixedBaseTable(mpz(base) % self.q_sq, self.q_sq, exponent_bits, window)
+        self._p_sq_inv = gmpy2.invert(self.p_sq, self.q_sq)
+
+    def pow(self, exponent: int) -> mpz:
+        """``base^exponent mod n²`` via the two half-size tables and one CRT join."""
+        x_p = self._p_table.pow(exponent)
+        x_q = self._q_table.pow(exponent)
+        return x_p + self.p_sq * ((x_q - x_p) * self._p_sq_inv % self.q_sq)
+
+
 @dataclass(frozen=True)
 class EncryptionParams:
     """Public parameters a worker needs to produce randomness for one key.
@@ -187,21 +222,33 @@ class EncryptionParams:
     h_s: int
     exponent_bits: int
     window: int
+    p: int = 0
+    """Secret factor of ``n``, set only in the key owner's own process (CRT encryption)."""
+    q: int = 0
+
+    def __repr__(self) -> str:  # never print the factors
+        return (f"EncryptionParams(n_bits={int(self.n).bit_length()}, method={self.method!r}, "
+                f"exponent_bits={self.exponent_bits}, crt={bool(self.p)})")
+
+    def table(self) -> FixedBaseTable | CRTFixedBaseTable:
+        """A fresh fixed-base table for these parameters (CRT when the factors are known)."""
+        if self.p and self.q:
+            return CRTFixedBaseTable(self.h_s, self.p, self.q, self.exponent_bits, self.window)
+        return FixedBaseTable(self.h_s, self.n * self.n, self.exponent_bits, self.window)
 
 
-_TABLE_CACHE: dict[tuple[int, int, int, int], FixedBaseTable] = {}
+_TABLE_CACHE: dict[tuple[int, int, int, int, bool], FixedBaseTable | CRTFixedBaseTable] = {}
 _TABLE_CACHE_LOCK = threading.Lock()
 _TABLE_CACHE_SIZE = 4
 
 
-def table_for(params: EncryptionParams) -> FixedBaseTable:
+def table_for(params: EncryptionParams) -> FixedBaseTable | CRTFixedBaseTable:
     """The fixed-base table for ``params``, built once per process and cached."""
-    key = (params.n, params.h_s, params.exponent_bits, params.window)
+    key = (params.n, params.h_s, params.exponent_bits, params.window, bool(params.p))
     with _TABLE_CACHE_LOCK:
         table = _TABLE_CACHE.get(key)
     if table is None:
-        table = FixedBaseTable(params.h_s, params.n * params.n, params.exponent_bits,
-                               params.window)
+        table = params.table()
         with _TABLE_CACHE_LOCK:
             while len(_TABLE_CACHE) >= _TABLE_CACHE_SIZE:
                 _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
@@ -210,7 +257,7 @@ def table_for(params: EncryptionParams) -> FixedBaseTable:
 
 
 def random_factors(params: EncryptionParams, count: int,
-                   table: FixedBaseTable | None = None) -> list[mpz]:
+                   table: FixedBaseTable | CRTFixedBaseTable | None = None) -> list[mpz]:
     """``count`` fresh encryptions of zero (randomness factors), each from ``secrets``."""
     n = mpz(params.n)
     nsq = n * n
@@ -251,6 +298,18 @@ def _window_cost(exps: np.ndarray, bits: int, c: int) -> tuple[float, int]:
     return cost, windows
 
 
+def _best_window(exps: np.ndarray) -> tuple[int, float]:
+    """``(c, estimated mulmods)`` of the cheapest bucket window; ``c = 0`` is per-term powmod."""
+    bits = int(exps.max()).bit_length()
+    naive = float(np.sum(np.ceil(np.log2(exps.astype(np.float64) + 1.0)))) * 1.3
+    best_c, best_cost = 0, naive
+    for c in range(1, min(bits, 16) + 1):
+        cost, _ = _window_cost(exps, bits, c)
+        if cost < best_cost:
+            best_c, best_cost = c, cost
+    return best_c, best_cost
+
+
 def choose_window(exps: np.ndarray) -> int:
     """Bucket window ``c`` minimising the estimated mulmods for these exponents.
 
@@ -260,28 +319,27 @@ def choose_window(exps: np.ndarray) -> int:
     bucket reductions — about 2.2 mulmods per term instead of the ~26 of a
     22-bit ``powmod``.
     """
-    bits = int(exps.max()).bit_length()
-    naive = float(np.sum(np.ceil(np.log2(exps.astype(np.float64) + 1.0)))) * 1.3
-    best_c, best_cost = 0, naive
-    for c in range(1, min(bits, 16) + 1):
-        cost, _ = _window_cost(exps, bits, c)
-        if cost < best_cost:
-            best_c, best_cost = c, cost
-    return best_c
+    return _best_window(exps)[0]
 
 
-def multiexp(bases: Sequence[mpz], exps: np.ndarray, modulus: mpz) -> mpz:
+def multiexp(bases: Sequence[mpz], exps: np.ndarray, modulus: mpz, *,
+             group_equal: bool = True) -> mpz:
     """``∏ bases[i]^exps[i] mod modulus`` for positive int64 exponents (bucket method).
 
     For each ``c``-bit window of the exponents, base ``i`` is multiplied into
     bucket ``digit_i`` (one mulmod per non-zero digit); then
     ``∏_d B_d^d`` is formed with the running-product trick
     (``2·2^c`` mulmods, independent of the number of terms) and the windows
-    are joined Horner-style with ``c`` squarings each.
+    are joined Horner-style with ``c`` squarings each. With ``group_equal``
+    (the default) bases with equal exponents are merged first when the cost
+    model says so (:func:`_group_equal_exponents`); the value is the same.
     """
     if len(bases) == 0:
         return mpz(1)
     m = mpz(modulus)
+    grouped = _group_equal_exponents(bases, exps, m) if group_equal else None
+    if grouped is not None:
+        return multiexp(*grouped, m)
     c = choose_window(exps)
     if c == 0:
         acc = mpz(1)
@@ -306,6 +364,35 @@ def multiexp(bases: Sequence[mpz], exps: np.ndarray, modulus: mpz) -> mpz:
     return mpz(1) if result is None else result
 
 
+def _group_equal_exponents(bases: Sequence[mpz], exps: np.ndarray, m: mpz
+                           ) -> tuple[list[mpz], np.ndarray] | None:
+    """Merge bases that share an exponent, when that is cheaper: ``∏ b^e = ∏_v (∏_{e=v} b)^v``.
+
+    Why: binned, categorical and count features (sex, education, repayment
+    status, a zero amount) take a few distinct values, so after one mulmod
+    per term only a short multi-exponentiation over the distinct values is
+    left — "sums only" for such columns, about 1 mulmod per term instead of
+    the ~2.3 of two bucket windows. Returns ``None`` when grouping would not
+    pay (mostly distinct exponents), so continuous columns keep the plain
+    bucket method.
+    """
+    if len(exps) < 2:
+        return None
+    values, inverse = np.unique(exps, return_inverse=True)
+    k = len(values)
+    if k == len(exps):
+        return None
+    direct = _best_window(exps)[1]
+    merged = (len(exps) - k) + _best_window(values)[1]
+    if merged >= direct:
+        return None
+    groups: list[mpz | None] = [None] * k
+    for base, g in zip(bases, inverse.tolist(), strict=True):
+        current = groups[g]
+        groups[g] = base if current is None else current * base % m
+    return [mpz(1) if g is None else g for g in groups], values
+
+
 def _reduce_buckets(buckets: dict[int, mpz], c: int, m: mpz) -> mpz | None:
     """``∏_d B_d^d``: running products when buckets are dense, powmods when sparse."""
     if not buckets:
@@ -326,8 +413,8 @@ def _reduce_buckets(buckets: dict[int, mpz], c: int, m: mpz) -> mpz | None:
     return acc
 
 
-def signed_column_products(bases: Sequence[mpz], X: np.ndarray,
-                           modulus: mpz) -> tuple[list[mpz], list[mpz]]:
+def signed_column_products(bases: Sequence[mpz], X: np.ndarray, modulus: mpz, *,
+                           group_equal: bool = True) -> tuple[list[mpz], list[mpz]]:
     """Per column ``j``: ``(∏_{x_ij>0} c_i^{x_ij}, ∏_{x_ij<0} c_i^{-x_ij})``.
 
     Zeros are skipped. The caller joins the two halves with one modular
@@ -338,8 +425,10 @@ def signed_column_products(bases: Sequence[mpz], X: np.ndarray,
         col = X[:, j]
         pos = np.flatnonzero(col > 0)
         neg = np.flatnonzero(col < 0)
-        positives.append(multiexp([bases[i] for i in pos.tolist()], col[pos], modulus))
-        negatives.append(multiexp([bases[i] for i in neg.tolist()], -col[neg], modulus))
+        positives.append(multiexp([bases[i] for i in pos.tolist()], col[pos], modulus,
+                                  group_equal=group_equal))
+        negatives.append(multiexp([bases[i] for i in neg.tolist()], -col[neg], modulus,
+                                  group_equal=group_equal))
     return positives, negatives
 
 
@@ -358,11 +447,11 @@ def task_factors(params: EncryptionParams, count: int, ct_width: int) -> bytes:
 
 
 def task_columns(modulus: int, base_block: bytes, width: int, x_block: bytes,
-                  cols: int) -> tuple[bytes, bytes]:
+                  cols: int, group_equal: bool = True) -> tuple[bytes, bytes]:
     """Worker: positive/negative column products over one chunk of rows."""
     bases = block_to_ints(base_block, width)
     X = np.frombuffer(x_block, dtype=np.int64).reshape(len(bases), cols)
-    pos, neg = signed_column_products(bases, X, mpz(modulus))
+    pos, neg = signed_column_products(bases, X, mpz(modulus), group_equal=group_equal)
     return ints_to_block(pos, width), ints_to_block(neg, width)
 
 

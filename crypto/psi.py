@@ -46,9 +46,12 @@ Why this group (DESIGN.md §5)
   full scalar (clamping would change the group element's exponent).
 * **Not ristretto255**, which would be the textbook choice (prime order by
   construction, cheaper point checks): PyNaCl 1.6 does not expose it, and
-  pysodium would tie us to the system libsodium package. Measured on this
-  machine class: ≈4,300 items/s per side per core end to end with PyNaCl
-  (hash + blind own + blind other), ≈6,900 with ristretto255 via pysodium.
+  pysodium would tie us to the system libsodium package. DESIGN.md measured
+  ≈4,300 items/s per side per core end to end with PyNaCl (hash + blind own
+  + blind other) against ≈6,900 with ristretto255 via pysodium. This module
+  (``bench/psi/results.json``, per CPU-second on one core): ≈9,300 for
+  hash + blind, ≈12,700 for blind_other — 0.93 of libsodium's bare scalar
+  multiplication — so ≈5,400 per side end to end.
   The group stays behind :func:`hash_to_group` and :func:`_scalarmult`, so
   swapping it changes two functions.
 * ``H(x) = from_uniform(SHA-512(HASH_DOMAIN ‖ x)[:32])``, with ``x`` the
@@ -75,7 +78,9 @@ fails, to name the row in the :class:`PsiError`.
 Parallelism
 -----------
 Batch methods take ``workers`` and split the batch into one contiguous chunk
-per worker in a process pool. The pool uses the ``forkserver`` start method
+per worker in a process pool: the party's long-lived crypto pool
+(:func:`crypto.pool.get_pool`, ``spawn``) when it has enough workers, else a
+pool started for the call. Such a pool uses the ``forkserver`` start method
 (``spawn`` where unavailable), never ``fork``: this code runs inside Ray actor
 processes, where forking a multi-threaded process can deadlock. The secret
 scalar travels to the workers over a local pipe on the same host (inside the
@@ -109,6 +114,7 @@ import numpy as np
 
 from crypto.errors import CryptoError
 from crypto.identifiers import mask_id, normalise_id
+from crypto.pool import get_pool, parallelism
 
 __all__ = [
     "HASH_DOMAIN",
@@ -285,10 +291,22 @@ def _run_chunks(
     scalar: bytes,
     chunks: list[tuple[Any, int]],
 ) -> bytes:
-    """Run ``kernel(scalar, payload, first_row)`` per chunk, in order, and concatenate."""
+    """Run ``kernel(scalar, payload, first_row)`` per chunk, in order, and concatenate.
+
+    The party's long-lived crypto pool (:func:`crypto.pool.get_pool`, spawn,
+    lean workers) is used when it has a worker per chunk: a fresh pool per
+    call cost 1–4 s of start-up per PSI message on the 2-core machine under
+    load (measured in the main job's alignment, 30,000 ids per side), more
+    than the scalar multiplications themselves. Otherwise a pool is started
+    for the call, as before. Results are identical either way.
+    """
     if len(chunks) == 1:
         payload, first_row = chunks[0]
         return kernel(scalar, payload, first_row)
+    shared = get_pool()
+    if shared is not None and parallelism(shared) >= len(chunks):
+        futures = [shared.submit(kernel, scalar, payload, row) for payload, row in chunks]
+        return b"".join(f.result() for f in futures)
     with ProcessPoolExecutor(max_workers=len(chunks), mp_context=_pool_context()) as pool:
         futures = [pool.submit(kernel, scalar, payload, row) for payload, row in chunks]
         return b"".join(f.result() for f in futures)

@@ -202,7 +202,8 @@ def _check_quantised(X_q: np.ndarray, rows: int) -> np.ndarray:
 
 
 def xt_e(
-    X_q: np.ndarray, x_frac_bits: int, ev: EncryptedVector, *, pool: PoolArg = None
+    X_q: np.ndarray, x_frac_bits: int, ev: EncryptedVector, *, pool: PoolArg = None,
+    group_equal: bool = True,
 ) -> EncryptedVector:
     """``[[Xᵀe]]``: one ciphertext per column of the plaintext integer matrix ``X_q``.
 
@@ -217,6 +218,11 @@ def xt_e(
     pool : Executor, "auto" or None
         Rows are split into one chunk per worker; each worker returns its
         partial column products, joined here. Results are bit-identical.
+    group_equal : bool, default True
+        Merge the ciphertexts of rows sharing a feature value first (one
+        mulmod per term; :func:`crypto.pool.multiexp`), when the cost model
+        says it pays — binned and categorical columns. ``False`` only for
+        before/after benchmarks; the result is bit-identical either way.
 
     Returns
     -------
@@ -231,14 +237,14 @@ def xt_e(
     executor = resolve_pool(pool)
     bounds = chunk_bounds(rows, executor)
     if executor is None or len(bounds) <= 1:
-        parts = [signed_column_products(ev.ciphertexts, X, nsq)]
+        parts = [signed_column_products(ev.ciphertexts, X, nsq, group_equal=group_equal)]
     else:
         width = byte_width(nsq)
         results = run_chunks(
             executor,
             task_columns,
             [(int(nsq), ints_to_block(ev.ciphertexts[lo:hi], width), width,
-              X[lo:hi].tobytes(), cols) for lo, hi in bounds],
+              X[lo:hi].tobytes(), cols, group_equal) for lo, hi in bounds],
         )
         parts = [(block_to_ints(pos, width), block_to_ints(neg, width))
                  for pos, neg in results]

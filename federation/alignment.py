@@ -7,7 +7,6 @@ sends the platform only the resulting position lists (DESIGN §3 step 2).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 
 def split_positions(
@@ -21,6 +20,11 @@ def split_positions(
     default rate equal across the three, which a small validation set needs
     for a stable early-stopping signal.
     """
+    # Imported here: scikit-learn takes over a second to import, and in Flower's
+    # deployment engine every message starts a fresh ClientApp process that would
+    # pay it, while only the bank's one split needs it.
+    from sklearn.model_selection import train_test_split
+
     positions = np.arange(len(y))
     rest, test = train_test_split(positions, test_size=test_fraction, random_state=seed,
                                   stratify=y if stratify else None)

@@ -7,24 +7,53 @@ each message type maps to one action of :class:`federation.session.PartySession`
 
 from __future__ import annotations
 
-from flwr.app import Context, Message
+import os
+import time
+from pathlib import Path
+
+from flwr.app import Context, Message, MetricRecord
 from flwr.clientapp import ClientApp
 
 from federation.node import PartyNode
 from federation.payload import Payload
 
-QUERY_ACTIONS = ("role", "setup", "peer_key", "psi_blind", "psi_cross", "psi_intersect",
-                 "align")
+QUERY_ACTIONS = ("role", "setup", "psi_blind", "psi_cross", "psi_intersect", "align")
 TRAIN_ACTIONS = ("step", "cross", "decrypt")
 EVALUATE_ACTIONS = ("loss_terms", "validation_loss", "partial_scores", "score")
 
 app = ClientApp()
 
 
+def _process_started() -> float:
+    """When this process started (Unix time), from /proc; 0.0 where there is no /proc."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _serve(msg: Message, context: Context) -> Message:
+    """Act on one message; the reply also carries where this message's time went.
+
+    Timings travel in their own ``timing`` record, apart from the payload the
+    coordinator relays (the transport reads and drops them): in deployment a
+    fresh ClientApp process serves each message, and its start-up is most of
+    the per-message latency (FLOWER_NOTES §3.3).
+    """
+    started = time.time()
     node = PartyNode(context.node_config)
     reply = node.handle(msg.metadata.message_type, Payload.from_records(msg.content))
-    return Message(reply.to_records(), reply_to=msg)
+    records = reply.to_records()
+    process_started = _process_started()
+    records["timing"] = MetricRecord({
+        "delivered": started - float(msg.metadata.created_at),
+        "process": started - process_started if process_started else -1.0,
+        "handler": time.time() - started,
+    })
+    return Message(records, reply_to=msg)
 
 
 for _name in QUERY_ACTIONS:

@@ -6,8 +6,11 @@ aggregates the protocol names (losses, metrics, counts). This is the single
 place where the protocol's message order lives; each party's arithmetic is in
 :mod:`federation.hetero_lr` and its state in :mod:`federation.session`.
 
-Round trips: set-up 2, alignment 4, each optimisation step 3, each epoch's
-validation loss 2 more, final evaluation 2.
+Round trips: set-up 1, alignment 4 (the public keys ride on the first PSI
+message), each optimisation step 3, each epoch's closing step and validation
+loss 3 more, final evaluation 2. In Flower's deployment engine each round trip
+costs seconds whatever its size (docs/deployment.md), so messages are merged
+wherever the protocol's order allows.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class Coordinator:
         self.result = RunResult(ledger=PrivacyLedger(KeyDirectory(), capture=capture))
         self.phase = "setup"
         self.seq = 0
+        self._peer_keys: dict[str, Payload] = {}
+        """Each party's copy of the other's public keys, sent with the first PSI message."""
 
     # -- plumbing --------------------------------------------------------------------------
     def _send(self, requests: dict[str, tuple[str, Payload]]) -> dict[str, Payload]:
@@ -134,15 +139,15 @@ class Coordinator:
             for name in ("rows", "rows_usable", "rows_quarantined", "ids_invalid",
                          "ids_duplicated", "features"):
                 self.result.counts[f"{role}_{name}"] = int(reply.meta[name])
-        self._send({dst: ("query.peer_key", self._forward(
+        self._peer_keys = {dst: self._forward(
             replies[src], "public_key", "box_key", src=src, dst=dst,
-            message_type="query.peer_key")) for dst, src in PEER.items()})
+            message_type="query.psi_blind") for dst, src in PEER.items()}
 
     def align(self) -> None:
         """ECDH-PSI; the bank intersects, splits and tells the platform positions only."""
         self.phase = "align"
         self.observer.phase("align", "ECDH-PSI on normalised ids")
-        blinded = self._send({r: ("query.psi_blind", Payload()) for r in PARTIES})
+        blinded = self._send({r: ("query.psi_blind", self._peer_keys[r]) for r in PARTIES})
         crossed = self._send({dst: ("query.psi_cross", self._forward(
             blinded[src], "tokens", src=src, dst=dst, message_type="query.psi_cross"))
             for dst, src in PEER.items()})

@@ -51,6 +51,7 @@ from crypto.vector import (
     decrypt_vector,
     draw_mask,
     encrypt_vector,
+    rerandomize,
     unmask,
     xt_e,
 )
@@ -103,7 +104,10 @@ class _Party:
         self.peer_public_key = peer_public_key
         self.codec = codec or FixedPointCodec()
         self.pool = pool
-        self.encryptor = DJNEncryptor(public_key)
+        self.encryptor = DJNEncryptor(public_key, private_key=private_key)
+        """Encrypts under our own key; knowing p and q it computes randomness by CRT."""
+        self.peer_encryptor = DJNEncryptor(peer_public_key)
+        """Encrypts zeros under the peer's key, to re-randomise what we send back to it."""
         self.pending: StepVectors | None = None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -118,10 +122,15 @@ class _Party:
 
     def _masked_product(self, X_rows: np.ndarray, peer_vector: EncryptedVector
                         ) -> tuple[EncryptedVector, list[int]]:
-        """[[X_rowsᵀ v + r]] under the peer's key, and the fresh mask r kept here."""
+        """[[X_rowsᵀ v + r]] under the peer's key, and the fresh mask r kept here.
+
+        Re-randomised before it leaves: the peer chose the randomness inside
+        [[v]] and holds the key, so a product left as is would let it test
+        guesses about our features through the ciphertexts' randomness.
+        """
         product = xt_e(self._quantised(X_rows), FEATURE_FRAC_BITS, peer_vector, pool=self.pool)
         mask = draw_mask(len(product), self.mask_bits(X_rows.shape[0]))
-        return add_mask(product, mask), mask
+        return rerandomize(add_mask(product, mask), self.peer_encryptor), mask
 
     def decrypt_for_peer(self, masked: EncryptedVector) -> list[int]:
         """Decrypt the peer's masked vector under our key; we see only masked residues."""
@@ -224,7 +233,8 @@ class PlatformParty(_Party):
         product = xt_e(self._quantised(u_p[:, None]), FEATURE_FRAC_BITS, residuals,
                        pool=self.pool)
         square_term = self.codec.encode(np.array([np.sum(u_p**2) / 8]))[0]
-        return add_mask(product, [square_term << FEATURE_FRAC_BITS])
+        return rerandomize(add_mask(product, [square_term << FEATURE_FRAC_BITS]),
+                           self.peer_encryptor)
 
     def apply_gradient(self, residues: list[int]) -> np.ndarray:
         """Step 3: unmask the bank-decrypted X_pᵀd_b, add X_pᵀ¼u_p, step the optimizer."""

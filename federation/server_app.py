@@ -8,6 +8,9 @@ over Flower's Grid. ``creditlab run`` builds one with :func:`make_server_app`
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from pathlib import Path
 
 from flwr.app import Context
@@ -36,7 +39,10 @@ def make_server_app(experiment: Experiment, run_dir: Path, *, run_key: str,
         transport = transport_for(grid, experiment)
         coordinator = Coordinator(transport, experiment, run_dir, run_key=run_key,
                                   observer=observer, capture=capture)
-        sink.append(coordinator.run())
+        try:
+            sink.append(coordinator.run())
+        finally:
+            write_exchanges(run_dir, transport)
 
     return server_app
 
@@ -44,16 +50,72 @@ def make_server_app(experiment: Experiment, run_dir: Path, *, run_key: str,
 app = ServerApp()
 
 
+def write_exchanges(run_dir: Path, transport: FlowerTransport) -> None:
+    """Per-exchange timings of a run (``exchanges.json``): what each round trip cost."""
+    (run_dir / "exchanges.json").write_text(json.dumps(transport.exchanges, indent=1))
+
+
+class _LogObserver:
+    """Progress as plain log lines (``flwr run --stream`` shows them), metrics to MLflow."""
+
+    def __init__(self, inner: Observer) -> None:
+        self.inner = inner
+
+    def phase(self, name: str, detail: str = "") -> None:
+        print(f"[{name}] {detail}", flush=True)
+        self.inner.phase(name, detail)
+
+    def batch(self, epoch: int, batch: int, batches: int, train_loss: float) -> None:
+        self.inner.batch(epoch, batch, batches, train_loss)
+
+    def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        print(f"[epoch {epoch + 1}] " + " ".join(f"{k}={v:.5f}" for k, v in metrics.items()),
+              flush=True)
+        self.inner.epoch(epoch, metrics)
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    """Entry point for ``flwr run``: ``--run-config 'experiment="path.toml" workdir="runs"'``."""
-    from lab.run import record_run  # the lab records the run where the ServerApp runs
+    """Entry point for ``flwr run`` on the deployment engine.
 
-    experiment = load_experiment(Path(str(context.run_config["experiment"])))
-    workdir = Path(str(context.run_config.get("workdir") or "runs"))
+    Run config (``--run-config``): ``experiment`` (TOML path on the
+    coordinator's machine), ``workdir`` (run folders go to
+    ``<workdir>/<experiment>/flwr-<run id>/``), ``mlflow-tracking-uri``
+    (empty: ``MLFLOW_TRACKING_URI`` or ``mlflow.db`` here) and
+    ``reference-bank-dir`` (the bank's party directory when the lab may read
+    it for the central references; empty in a real multi-domain set-up).
+    A run that fails leaves ``failure.json`` and no ``summary.json``, so a
+    half-finished run is never mistaken for a result.
+    """
+    from lab.run import ProgressObserver, record_run  # the lab records where the ServerApp runs
+    from lab.tracking import mlflow_run
+
+    started = time.perf_counter()
+    config = context.run_config
+    experiment = load_experiment(Path(str(config["experiment"])))
+    workdir = Path(str(config.get("workdir") or "runs"))
+    if config.get("mlflow-tracking-uri"):
+        os.environ["MLFLOW_TRACKING_URI"] = str(config["mlflow-tracking-uri"])
     run_key = f"flwr-{context.run_id}"
+    bank_root = str(config.get("reference-bank-dir") or "")
     run_dir = workdir / experiment.experiment.name / run_key
     run_dir.mkdir(parents=True, exist_ok=True)
-    coordinator = Coordinator(transport_for(grid, experiment), experiment, run_dir,
-                              run_key=run_key)
-    record_run(experiment, run_dir, coordinator.run())
+    with mlflow_run(experiment, run_key) as active:
+        observer = _LogObserver(ProgressObserver(
+            experiment.train.max_epochs, mlflow_run_id=active.info.run_id, quiet=True))
+        transport: FlowerTransport | None = None
+        try:
+            transport = transport_for(grid, experiment)
+            result = Coordinator(transport, experiment, run_dir, run_key=run_key,
+                                 observer=observer).run()
+        except Exception as exc:
+            (run_dir / "failure.json").write_text(json.dumps(
+                {"error": f"{type(exc).__name__}: {exc}", "run_key": run_key}, indent=2))
+            raise
+        finally:
+            if transport is not None:
+                write_exchanges(run_dir, transport)
+        summary = record_run(experiment, run_dir, result,
+                             wall_seconds=time.perf_counter() - started,
+                             bank_dir=Path(bank_root) / run_key if bank_root else None)
+    print(f"[record] test_auc={summary['test_auc']:.4f} run folder {run_dir}", flush=True)

@@ -43,7 +43,6 @@ from lab.datasets import PartyTable, load_party_table
 from lab.errors import DataError
 from lab.experiment import BankSection, Experiment, PlatformSection
 from models.lr import LRPart, batch_schedule
-from models.metrics import evaluate, ks_points, roc_points
 from models.persistence import save_part
 from models.preprocess import Standardiser
 
@@ -210,6 +209,11 @@ class PartySession:
         seq = int(payload.meta.get("seq", -1))
         if seq >= 0 and seq == self.state.last_seq and self.last_reply is not None:
             return self.last_reply
+        if 0 <= seq < self.state.last_seq:
+            # a late copy of a message already answered (the coordinator re-sends
+            # unanswered messages): acting on it would apply an old step again
+            raise ProtocolError(f"{self.role}: message {seq} arrived after message "
+                                f"{self.state.last_seq}; a stale copy, not acted on")
         method = getattr(self, f"on_{action}", None)
         if method is None:
             raise ProtocolError(f"{self.role}: unknown action {action!r}")
@@ -273,24 +277,20 @@ class PartySession:
                     writer.writerow([table.path.name, index + 2, self.spec.id_column,
                                      f"duplicate id {masked}: first at row {rows[0] + 2}"])
 
-    def on_peer_key(self, payload: Payload) -> Payload:
-        """Store the other party's public keys.
+    # -- alignment (ECDH-PSI) --------------------------------------------------------------
+    def on_psi_blind(self, payload: Payload) -> Payload:
+        """Store the peer's public keys; hash our usable ids to the group and blind them.
 
-        The Paillier key lets us check that what the peer sends is under its
-        own key; the X25519 key lets the platform seal the final partial
-        scores so that only the bank, not the relaying coordinator, reads them.
+        The keys ride on this first PSI message rather than a message of their
+        own because each round trip costs seconds in Flower's deployment
+        engine. The Paillier key lets us check that what the peer sends is
+        under its own key; the X25519 key lets the platform seal the final
+        partial scores so that only the bank, not the relaying coordinator,
+        reads them. The platform shuffles its tokens first, so the positions
+        the bank later names say nothing about the order of the platform's file.
         """
         self.state.peer_public_key_hex = payload.arrays["public_key"].tobytes().hex()
         self.state.peer_box_key_hex = payload.arrays["box_key"].tobytes().hex()
-        return Payload()
-
-    # -- alignment (ECDH-PSI) --------------------------------------------------------------
-    def on_psi_blind(self, payload: Payload) -> Payload:
-        """Hash our usable ids to the group and blind them with a fresh secret scalar.
-
-        The platform shuffles its tokens first, so the positions the bank later
-        names say nothing about the order of the platform's file.
-        """
         secret = PsiParty.new_secret()
         self.state.psi_secret_hex = secret.hex()
         psi = PsiParty(secret=secret)
@@ -466,6 +466,11 @@ class PartySession:
 
     def on_score(self, payload: Payload) -> Payload:
         """Bank: combine partial scores, measure AUC/KS/Gini; only aggregates go back."""
+        # Imported here, not at the top: scikit-learn's import costs every deployment
+        # message a second (a fresh ClientApp process per message), and only this
+        # final scoring needs it.
+        from models.metrics import evaluate, ks_points, roc_points
+
         entry = self._finalise(int(payload.meta["best_epoch"]))
         reply = Payload(meta={"manifest": json.dumps(entry)})
         y_all = self.party.y
@@ -511,9 +516,12 @@ def _thin(curve: np.ndarray, points: int = 64) -> np.ndarray:
 
 
 def _workers() -> int | None:
-    """Worker processes for batch crypto: all cores unless CREDITLAB_CRYPTO_WORKERS says."""
+    """Worker processes for PSI: all cores unless CREDITLAB_CRYPTO_WORKERS says.
+
+    ``0`` (no pool, crypto.pool's meaning) becomes 1 here: PSI then runs in-process.
+    """
     value = os.environ.get("CREDITLAB_CRYPTO_WORKERS")
-    return int(value) if value else os.cpu_count()
+    return max(1, int(value)) if value else os.cpu_count()
 
 
 _LIVE: dict[str, PartySession] = {}

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from flwr.app import Message
+from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
 
 from federation.node import ROLES, PartyNode
@@ -20,6 +21,11 @@ from federation.payload import Payload
 
 Requests = Mapping[str, tuple[str, Payload]]
 """role -> (message type, payload)."""
+
+TRANSIENT_ERRORS = frozenset({
+    ErrorCode.MESSAGE_UNAVAILABLE, ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+    ErrorCode.NODE_UNAVAILABLE, ErrorCode.CLIENT_APP_CRASHED})
+"""Error replies that say a copy was lost, not that the party refused: re-send it."""
 
 
 class PartyFailed(RuntimeError):
@@ -56,13 +62,19 @@ class FlowerTransport:
     """Sends through a Flower ``Grid`` (simulation or deployment engine).
 
     Replies are pulled every ``poll`` seconds (the Grid's own
-    ``send_and_receive`` sleeps 3 s between pulls). A party that has not
-    answered after ``retry_after`` seconds is sent the same message again —
-    its SuperNode may have been restarted — after asking every connected node
-    its role again (a restarted node without registered identity comes back
-    under a new node id). Re-sending is safe: parties answer a repeated
-    sequence number from their stored reply. After ``party_timeout`` seconds
-    without an answer the run stops with :class:`PartyAway`.
+    ``send_and_receive`` sleeps 3 s between pulls). Every ``retry_after``
+    seconds the coordinator looks at which SuperNodes are online and when
+    each was last activated: a party whose node was restarted since its copy
+    went out (or whose node came back under a new id, found by asking the
+    connected nodes their roles) is sent the same message again; a party
+    that is merely slow is not, since each copy costs it a fresh ClientApp
+    process (only after 8 × ``retry_after`` does it get one more, as a safety
+    net). A reply to *any* copy answers the exchange, and the SuperLink's
+    "node unavailable" or "ClientApp crashed" error replies count as a lost
+    copy. Re-sending is safe: parties answer a repeated sequence number from
+    their stored reply and refuse a late copy of an older one. After
+    ``party_timeout`` seconds without an answer the run stops with
+    :class:`PartyAway`.
     """
 
     def __init__(self, grid: Grid, *, party_timeout: float = 600.0, retry_after: float = 30.0,
@@ -71,6 +83,9 @@ class FlowerTransport:
         self.party_timeout = party_timeout
         self.retry_after = retry_after
         self.poll = poll
+        self.exchanges: list[dict[str, Any]] = []
+        """One entry per exchange (sequence number, message types, seconds, attempts):
+        the per-message latency that deployment adds, measured where it is paid."""
         self.node_of_role = self._discover_roles(wait_for_nodes)
 
     def _ask_roles(self, node_ids: list[int], timeout: float) -> dict[str, int]:
@@ -78,6 +93,8 @@ class FlowerTransport:
                     for n in node_ids]
         found: dict[str, int] = {}
         for reply in self._push_and_pull(messages, timeout):
+            if reply.has_error() and reply.error.code in TRANSIENT_ERRORS:
+                continue  # that node went away meanwhile: it holds no role now
             if reply.has_error():
                 raise RuntimeError(f"node {reply.metadata.src_node_id} could not say its role: "
                                    f"{reply.error.reason}")
@@ -123,35 +140,96 @@ class FlowerTransport:
                 time.sleep(self.poll)
         return replies
 
+    def _online(self) -> dict[int, str]:
+        """Online node id → when it was last activated (a restarted SuperNode gets a new time)."""
+        return {int(node.node_id): str(getattr(node, "last_activated_at", ""))
+                for node in self.grid.get_nodes()}
+
+    def _roles_due(self, missing: list[str], activation: dict[str, str],
+                   last_sent: dict[str, float], now: float) -> set[str]:
+        """Which unanswered parties need another copy now.
+
+        A party whose SuperNode was (re)activated since the last copy went out
+        lost that copy with its old process: send it again. A party that is
+        online and was not restarted is still working on it (or queued behind
+        its own slow ClientApp): another copy would only add a process to its
+        queue, so it gets one only after 8 × ``retry_after`` as a safety net.
+        A party that is offline gets nothing until it is back.
+        """
+        online = self._online()
+        if any(self.node_of_role[role] not in online for role in missing):
+            unknown = [n for n in online if n not in self.node_of_role.values()]
+            if unknown:  # perhaps a restarted node without a registered identity
+                self.node_of_role.update(self._ask_roles(unknown, timeout=self.retry_after))
+        due = set()
+        for role in missing:
+            node = self.node_of_role[role]
+            if node not in online:
+                continue
+            if online[node] != activation.get(role) or \
+                    now - last_sent[role] >= 8 * self.retry_after:
+                due.add(role)
+        return due
+
     def exchange(self, requests: Requests) -> dict[str, Payload]:
         out: dict[str, Payload] = {}
+        timings: dict[str, dict[str, float]] = {}
         started = time.monotonic()
-        attempt = 0
+        sent: dict[str, str] = {}
+        """Message id → role, for every copy sent in this exchange and not yet answered."""
+        copies = dict.fromkeys(requests, 0)
+        last_sent: dict[str, float] = {}
+        activation: dict[str, str] = {}
+        due, next_check = set(requests), started + self.retry_after
         while True:
-            missing = {role: req for role, req in requests.items() if role not in out}
-            if attempt:
-                self.node_of_role.update(self._ask_roles(list(self.grid.get_node_ids()),
-                                                         timeout=self.poll * 50))
-            messages = [
-                Message(payload.to_records(), dst_node_id=self.node_of_role[role],
-                        message_type=message_type, group_id=str(payload.meta.get("seq", "")))
-                for role, (message_type, payload) in missing.items()
-            ]
-            role_of_node = {v: k for k, v in self.node_of_role.items()}
-            for reply in self._push_and_pull(messages, self.retry_after):
-                role = role_of_node.get(reply.metadata.src_node_id)
+            now = time.monotonic()
+            missing = [role for role in requests if role not in out]
+            if now >= next_check:
+                next_check = now + self.retry_after
+                due |= self._roles_due(missing, activation, last_sent, now)
+            if due:
+                online = self._online()
+                roles = [role for role in missing if role in due]
+                messages = [
+                    Message(requests[role][1].to_records(), dst_node_id=self.node_of_role[role],
+                            message_type=requests[role][0],
+                            group_id=str(requests[role][1].meta.get("seq", "")))
+                    for role in roles]
+                ids = list(self.grid.push_messages(messages))
+                if len(ids) < len(messages) or not all(ids):
+                    raise RuntimeError("the SuperLink refused to take the messages (HTTP 413 or "
+                                       "similar): check its body-size limit and the payload size")
+                sent.update(zip(ids, roles, strict=True))
+                for role in roles:
+                    copies[role] += 1
+                    last_sent[role] = now
+                    activation[role] = online.get(self.node_of_role[role], "")
+                due = set()
+            for reply in self.grid.pull_messages(list(sent)):
+                role = sent.pop(reply.metadata.reply_to_message_id, None)
                 if role is None or role in out:
                     continue
                 if reply.has_error():
+                    if reply.error.code in TRANSIENT_ERRORS:
+                        activation[role] = "lost"  # a new copy at the next check, if online
+                        continue
                     raise PartyFailed(role, requests[role][0], reply.error.reason)
                 out[role] = Payload.from_records(reply.content)
+                if "timing" in reply.content:
+                    timings[role] = {k: round(float(v), 4)
+                                     for k, v in reply.content["timing"].items()}
             if len(out) == len(requests):
+                self.exchanges.append({
+                    "seq": next(iter(requests.values()))[1].meta.get("seq"),
+                    "types": {role: req[0] for role, req in requests.items()},
+                    "seconds": round(time.monotonic() - started, 4),
+                    "attempts": max(copies.values()), "parties": timings})
                 return out
             waited = time.monotonic() - started
             if waited > self.party_timeout:
                 away = sorted(set(requests) - set(out))
                 raise PartyAway(away, requests[away[0]][0], waited)
-            attempt += 1
+            time.sleep(self.poll)
 
 
 class PartyAway(RuntimeError):

@@ -28,12 +28,20 @@ def run(
         help="experiment TOML file, e.g. examples/default_credit.toml")],
     workdir: Annotated[Path, typer.Option(help="where run folders are written")] = Path("runs"),
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    federation: Annotated[str | None, typer.Option(
+        help="run on the deployment engine through `flwr run`, on a federation started by "
+             "`creditlab federation up` (its name or directory)")] = None,
 ) -> None:
-    """Align, train and evaluate one experiment through Flower's simulation engine."""
+    """Align, train and evaluate one experiment (Flower simulation, or --federation)."""
     from lab.run import run_experiment
 
     try:
-        summary, _ = run_experiment(experiment, workdir=workdir, quiet=quiet)
+        if federation:
+            from lab.cli_federation import run_with_federation
+
+            summary = run_with_federation(experiment, federation, workdir=workdir)
+        else:
+            summary, _ = run_experiment(experiment, workdir=workdir, quiet=quiet)
     except CreditLabError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -53,6 +61,21 @@ def show(summary: Annotated[Path, typer.Argument(help="a run's summary.json")]) 
     """Print a run's summary."""
     json.dump(json.loads(summary.read_text()), sys.stdout, indent=2)
     typer.echo()
+
+
+from lab.cli_federation import register  # noqa: E402  (deployment commands)
+
+register(cli)
+
+
+from lab.cli_platform import register as register_platform  # noqa: E402
+
+register_platform(cli)
+
+
+from server.cli import register as register_serve  # noqa: E402  (creditlab serve …)
+
+register_serve(cli)
 
 
 def main() -> None:

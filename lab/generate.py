@@ -961,10 +961,12 @@ def generate_city(
     return manifest
 
 
+_HALF_WIDTH = {0x200B: None, **{c + 0xFEE0: c for c in range(0x21, 0x7F)}}
+
+
 def _clean_entity(value: object) -> object:
     """The entity id as written before any normalisable spelling was injected."""
-    text = str(value).translate({0x200B: None})
-    return text.translate({c + 0xFEE0: c for c in range(0x21, 0x7F)})
+    return str(value).translate(_HALF_WIDTH)
 
 
 def _chunk_frames(ch: _Chunk, persons: pd.DataFrame, seed: int, as_of: dt.date,

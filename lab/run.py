@@ -91,10 +91,33 @@ def simulate(experiment: Experiment, run_dir: Path, run_key: str, *,
     return sink[0]
 
 
+def references_or_reason(experiment: Experiment, bank_dir: Path, epochs: int
+                         ) -> dict[str, Any]:
+    """Central references, or why they were skipped.
+
+    They need the bank's saved alignment and both parties' tables, which sit
+    on this machine in simulation and on loopback, but not when the parties
+    are in their own domains: then the summary says so instead of failing a
+    run whose federated result is complete.
+    """
+    needed = [bank_dir / "state.npz", experiment.bank.data, experiment.platform.data]
+    missing = [str(path) for path in needed if not Path(path).is_file()]
+    if missing:
+        return {"references_skipped": "not reachable from the coordinator's machine: "
+                                      + ", ".join(missing)}
+    return {**central_references(experiment, bank_dir, epochs), "references_skipped": None}
+
+
 def record_run(experiment: Experiment, run_dir: Path, result: RunResult, *,
-               wall_seconds: float | None = None) -> dict[str, Any]:
-    """References, plots, ledger, manifest and summary: to the run folder and to MLflow."""
-    references = central_references(experiment, run_dir / "bank", result.best_epoch + 1)
+               wall_seconds: float | None = None, bank_dir: Path | None = None
+               ) -> dict[str, Any]:
+    """References, plots, ledger, manifest and summary: to the run folder and to MLflow.
+
+    ``bank_dir`` is the bank's session directory for the central references
+    (default ``run_dir/bank``, where simulation puts it).
+    """
+    references = references_or_reason(experiment, bank_dir or run_dir / "bank",
+                                      result.best_epoch + 1)
     counts = result.counts
     ledger = result.ledger.to_json()
     summary: dict[str, Any] = {
@@ -134,6 +157,8 @@ def record_run(experiment: Experiment, run_dir: Path, result: RunResult, *,
         summary["mlflow_run_id"] = active.info.run_id
         mlflow.log_metrics({k: float(v) for k, v in summary.items()
                             if isinstance(v, int | float) and not isinstance(v, bool)})
+        if summary["references_skipped"]:
+            mlflow.set_tag("creditlab.references_skipped", summary["references_skipped"])
         for path in [*plots, run_dir / "ledger.json", run_dir / "manifest.json"]:
             mlflow.log_artifact(str(path))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -127,10 +127,35 @@ class LRPart:
         self._b = (
             torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)) if self.fit_intercept else None
         )
-        self._optimizer = _make_optimizer(self._params(), optimizer)
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._saved_opt_state: dict[str, np.ndarray] = {}
+        """Optimizer state loaded but not yet handed to an optimizer (see :attr:`optimizer`)."""
 
     def _params(self) -> list[torch.nn.Parameter]:
         return [self._w] if self._b is None else [self._w, self._b]
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The torch optimizer, built on first use with any loaded running state.
+
+        Why lazily: building a torch optimizer imports ``torch._dynamo``
+        (about 1.5 s), and in Flower's deployment engine every message starts
+        a fresh process that rebuilds this part from disk, while most
+        messages only read the weights and never step.
+        """
+        if self._optimizer is None:
+            self._optimizer = _make_optimizer(self._params(), self.optimizer_config)
+            opt_state: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in self._saved_opt_state.items():
+                match = _OPT_KEY.match(key)
+                assert match is not None  # checked in load_state_dict
+                opt_state.setdefault(int(match.group(1)), {})[match.group(2)] = (
+                    torch.from_numpy(np.array(value, copy=True)))
+            if opt_state:
+                groups = self._optimizer.state_dict()["param_groups"]
+                self._optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+            self._saved_opt_state = {}
+        return self._optimizer
 
     @property
     def n_features(self) -> int:
@@ -193,8 +218,8 @@ class LRPart:
         self._w.grad = torch.from_numpy(total)
         if self._b is not None:
             self._b.grad = torch.tensor([float(grad_b)], dtype=torch.float64)  # type: ignore[arg-type]
-        self._optimizer.step()
-        self._optimizer.zero_grad(set_to_none=True)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Weights, intercept and optimizer state as plain numpy arrays.
@@ -216,6 +241,9 @@ class LRPart:
         out: dict[str, np.ndarray] = {"weights": self.weights}
         if self._b is not None:
             out["intercept"] = self._b.detach().numpy().copy()
+        if self._optimizer is None:  # never stepped since loading: the loaded state as it was
+            out.update({k: np.array(v, copy=True) for k, v in self._saved_opt_state.items()})
+            return out
         for index, entries in self._optimizer.state_dict()["state"].items():
             for name, value in entries.items():
                 if value is None:
@@ -252,7 +280,7 @@ class LRPart:
             raise ValueError(
                 "state has an 'intercept' but this part has none (fit_intercept=False)"
             )
-        opt_state: dict[int, dict[str, torch.Tensor]] = {}
+        opt_state: dict[str, np.ndarray] = {}
         n_params = len(self._params())
         for key in sorted(keys - {"weights", "intercept"}):
             match = _OPT_KEY.match(key)
@@ -261,8 +289,7 @@ class LRPart:
             index = int(match.group(1))
             if index >= n_params:
                 raise ValueError(f"{key!r} refers to parameter {index}; the part has {n_params}")
-            value = torch.from_numpy(np.array(state[key], copy=True))
-            opt_state.setdefault(index, {})[match.group(2)] = value
+            opt_state[key] = np.array(state[key], copy=True)
         with torch.no_grad():
             self._w.copy_(torch.from_numpy(weights.copy()))
             if self._b is not None:
@@ -270,10 +297,8 @@ class LRPart:
                 if intercept.shape != (1,):
                     raise ValueError(f"'intercept' must hold one value, got {intercept.size}")
                 self._b.copy_(torch.from_numpy(intercept.copy()))
-        self._optimizer = _make_optimizer(self._params(), self.optimizer_config)
-        if opt_state:
-            groups = self._optimizer.state_dict()["param_groups"]
-            self._optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        self._optimizer = None  # rebuilt with this state on the next step
+        self._saved_opt_state = opt_state
 
     def __repr__(self) -> str:
         return (

@@ -202,3 +202,23 @@ def test_bad_input_stops_with_a_clear_error(tmp_path: Path, setup, expected) -> 
     message = str(info.value)
     for fragment in expected:
         assert fragment.lower() in message.lower(), message
+
+
+def test_masked_products_are_rerandomised_before_they_leave(breast_run) -> None:
+    """The key owner must not be able to read our features from the ciphertext randomness."""
+    from crypto.vector import add_mask, decrypt_residues, xt_e
+    from federation.hetero_lr import FEATURE_FRAC_BITS
+    from federation.session import open_session
+
+    _, run_dir = breast_run
+    platform, bank = open_session(run_dir / "platform"), open_session(run_dir / "bank")
+    rows = platform.arrays["train"][:64]
+    residuals = bank.party.encrypt_residuals(rows)
+    platform.party.encrypt_quarter_logits(rows)
+    sent, _ = platform.party.masked_gradient(residuals)
+    mask = platform.party.pending.mask
+    deterministic = add_mask(xt_e(platform.party._quantised(platform.party.X[rows]),
+                                  FEATURE_FRAC_BITS, residuals), mask)
+    assert decrypt_residues(bank.private_key, sent) == decrypt_residues(bank.private_key,
+                                                                        deterministic)
+    assert all(a != b for a, b in zip(sent.ciphertexts, deterministic.ciphertexts, strict=True))

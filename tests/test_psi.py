@@ -314,6 +314,7 @@ def test_plan_workers() -> None:
 
 def test_pool_and_no_pool_give_identical_results(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psi, "MIN_ITEMS_PER_WORKER", 10)
+    monkeypatch.setattr(psi, "get_pool", lambda: None)  # no shared pool: one pool per call
     contexts: list[str] = []
     real_context = psi._pool_context
 
@@ -337,6 +338,30 @@ def test_pool_and_no_pool_give_identical_results(monkeypatch: pytest.MonkeyPatch
     assert len(contexts) == 2
     assert np.array_equal(serial_own, pooled_own)
     assert np.array_equal(serial_other, pooled_other)
+
+
+def test_shared_crypto_pool_gives_identical_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the party's long-lived crypto pool no pool is started per call; same tokens."""
+    from crypto.pool import get_pool, parallelism
+
+    shared = get_pool()
+    if shared is None:
+        pytest.skip("one usable core: no crypto pool")
+    monkeypatch.setattr(psi, "MIN_ITEMS_PER_WORKER", 10)
+    started: list[str] = []
+    monkeypatch.setattr(psi, "_pool_context", lambda: started.append("pool") or None)
+    secret = PsiParty.new_secret()
+    ids = [_uscc(i) for i in range(301)]
+    workers = parallelism(shared)
+    pooled_own = PsiParty(secret).blind_own(ids, workers=workers)
+    pooled_other = PsiParty(secret).blind_other(pooled_own, workers=workers)
+    assert started == []
+    assert np.array_equal(pooled_own, PsiParty(secret).blind_own(ids, workers=1))
+    assert np.array_equal(pooled_other, PsiParty(secret).blind_other(pooled_own, workers=1))
+    bad = pooled_own.copy()
+    bad[123] = np.frombuffer(_encode(1), dtype=np.uint8)
+    with pytest.raises(PsiError, match="row 123"):
+        PsiParty(secret).blind_other(bad, workers=workers)
 
 
 def test_pool_names_the_global_row_of_a_bad_point(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ character, GB 11714 organisation code), because serving is keyed by USCC.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +25,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from crypto.identifiers import uscc_check_char
+from lab import repair
 from lab.catalog import CATALOG, ID_TYPE_RESIDENT
 from lab.store import open_store
-from lab.store.models import STATE_WITHDRAWN, Batch, record_model
-from lab.store.models import AuditEvent as StoreEvent
+from lab.store.models import Batch, record_model
 from server.config import BankSettings, PlatformSettings
 from server.platform.db import Database
 from server.platform.tables import Role
@@ -60,7 +60,6 @@ class TrainedRun:
     run_dir: Path
     bank_csv: Path
     platform_csv: Path
-    uscc_of: dict[str, str]
     usccs: list[str]
     offline_logits: dict[str, float]
     run_test_logits: np.ndarray
@@ -115,7 +114,7 @@ def train_breast_with_usccs(root: Path) -> TrainedRun:
     record_run(experiment, run_dir, result)
     offline = offline_logits(run_dir, data / "bank.csv", data / "platform.csv")
     return TrainedRun(run_dir=run_dir, bank_csv=data / "bank.csv",
-                      platform_csv=data / "platform.csv", uscc_of=uscc_of,
+                      platform_csv=data / "platform.csv",
                       usccs=list(offline), offline_logits=offline,
                       run_test_logits=np.load(run_dir / "bank" / "test_scores.npy"),
                       platform_features=list(experiment.platform.features))
@@ -190,10 +189,7 @@ def seed_store(db_url: str, usccs: list[str]) -> dict[str, int]:
                  "payment_details": 880.0, "billing_period": "2026-10", "avg_usage_3m": 35.0,
                  "avg_usage_6m": 33.0, "in_arrears_now": True, "stat_date": date(2026, 11, 15)}
         ids["water_old"] = add(8, full, "WS20260001234|2026-10",
-                               {**water, "arrears_amount": 999.0}, date(2026, 11, 15),
-                               state="superseded")
-        ids["water"] = add(8, full, "WS20260001234|2026-10b", water, date(2026, 11, 15),
-                           version=2, supersedes_id=ids["water_old"], disputed=True)
+                               {**water, "arrears_amount": 999.0}, date(2026, 11, 15))
         electricity = {"enterprise_name": name, "uscc": full, "grid_account_no": "0102030405",
                        "address": "天津市滨海新区第三大街88号", "operating_capacity_kva": 400.0,
                        "contract_capacity_kva": 500.0, "account_status": "正常",
@@ -202,17 +198,8 @@ def seed_store(db_url: str, usccs: list[str]) -> dict[str, int]:
                        "stat_date": date(2026, 11, 20)}
         ids["electricity_withdrawn"] = add(9, full, "0102030405|2026-10",
                                            {**electricity, "violations_2y": 3},
-                                           date(2026, 10, 20), state=STATE_WITHDRAWN)
+                                           date(2026, 10, 20))
         ids["electricity"] = add(9, full, "0102030405|2026-11", electricity, date(2026, 11, 20))
-        for item_code, record_id, action, reason, at in (
-                ("water", ids["water_old"], "dispute", "企业对欠费金额提出异议", 1),
-                ("water", ids["water_old"], "correct", "供水单位核实后更正欠费金额", 2),
-                ("water", ids["water"], "dispute", "企业对更正后的金额仍有异议", 3),
-                ("electricity", ids["electricity_withdrawn"], "withdraw",
-                 "违约记录经核实有误，予以信用修复", 4)):
-            session.add(StoreEvent(at=received + timedelta(days=at), actor="operator",
-                                   action=action, item=item_code, record_id=record_id,
-                                   reason=reason))
         for n, uscc in enumerate(usccs):
             add(9, uscc, "elec", {**electricity, "enterprise_name": f"测试企业{n}", "uscc": uscc},
                 date(2026, 11, 20))
@@ -225,6 +212,15 @@ def seed_store(db_url: str, usccs: list[str]) -> dict[str, int]:
                       address="天津市武清区大良镇田园村5号")
         values = {k: v for k, v in values.items() if v is not None}
         add(7, PERSON_ID, "grower", values, date(2026, 11, 1))
+    # disputes, a correction and a credit repair, through the store's own repair API
+    repair.dispute(store, "water", ids["water_old"], actor="operator",
+                   reason="企业对欠费金额提出异议")
+    ids["water"] = repair.correct(store, "water", ids["water_old"], {"欠费金额": "120"},
+                                  actor="operator", reason="供水单位核实后更正欠费金额")
+    repair.dispute(store, "water", ids["water"], actor="operator",
+                   reason="企业对更正后的金额仍有异议")
+    repair.withdraw(store, "electricity", ids["electricity_withdrawn"], actor="operator",
+                    reason="违约记录经核实有误，予以信用修复")
     store.dispose()
     return ids
 
@@ -273,8 +269,7 @@ class World:
             "model_dir": self.trained.run_dir / "bank" / "model",
             "platform_url": "http://platform.test", "platform_api_key": self.bank_a_key,
             "features": self.trained.bank_csv,
-            "client_key_sha256": [__import__("hashlib").sha256(
-                BANK_CLIENT_KEY.encode()).hexdigest()]}
+            "client_key_sha256": [hashlib.sha256(BANK_CLIENT_KEY.encode()).hexdigest()]}
         values.update(overrides)
         return BankSettings(**values)
 
@@ -346,6 +341,3 @@ def copy_run(trained: TrainedRun, root: Path) -> Path:
     shutil.copytree(trained.run_dir, target)
     return target
 
-
-def manifest(trained: TrainedRun) -> dict[str, object]:
-    return json.loads((trained.run_dir / "manifest.json").read_text())

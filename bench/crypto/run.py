@@ -16,12 +16,14 @@ Measured at 1024 bits (test-only key size, for comparison) and 2048 bits
 * ``decrypt`` — :func:`decrypt_ints` (CRT, gmpy2) and phe's ``raw_decrypt``.
 
 Rates are the best of ``--repeats`` runs: other processes share this machine
-and only slow a run down, never speed it up. The load average before and
-after is recorded to judge that.
+and only slow a run down, never speed it up. In-process figures use this
+process's CPU time; pool figures are wall-clock and suffer when other jobs
+hold the cores, so the load average is recorded, and the pool's CPU overhead
+(``pool_cpu_per_serial_cpu``) is measured apart from the wall clock.
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/crypto/run.py            # ~1.5 minutes on 2 cores
+    .venv/bin/python bench/crypto/run.py   # ~1.5 min on 2 idle cores, ~3 min when busy
     .venv/bin/python bench/crypto/run.py --repeats 1 --out /tmp/quick.json
 """
 
@@ -65,14 +67,83 @@ SIZES = {
 }
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls of ``fn``."""
+def best_time(fn: Callable[[], object], repeats: int, *, wall: bool = False) -> float:
+    """Smallest time of ``repeats`` calls of ``fn``.
+
+    In-process (one-core) work is timed with this process's CPU time, which
+    other jobs on the machine cannot inflate; pool work (``wall=True``) is
+    timed on the wall clock, because its workers are other processes.
+    """
+    clock = time.perf_counter if wall else time.process_time
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return min(times)
+
+
+def children_cpu() -> float:
+    """CPU seconds used so far by this process's live children (the pool's workers).
+
+    Read from ``/proc/self/task/*/children`` and ``/proc/PID/stat`` (Linux).
+    """
+    pids: set[int] = set()
+    for path in Path("/proc/self/task").glob("*/children"):
+        pids.update(int(p) for p in path.read_text().split())
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class PoolAccount:
+    """CPU spent on pool runs against the CPU of the same work done serially.
+
+    Wall-clock speedups need idle cores; this ratio does not: it counts the
+    workers' CPU plus this process's CPU while waiting on them (after the
+    workers have started and built their tables), so it measures the pool's
+    overhead whatever else runs on the machine.
+    """
+
+    def __init__(self) -> None:
+        self.serial_cpu = 0.0
+        self.pool_main_cpu = 0.0
+        self.children_start = 0.0
+
+    def start(self) -> None:
+        self.children_start = children_cpu()
+
+    def ratio(self) -> float:
+        workers = children_cpu() - self.children_start
+        return (workers + self.pool_main_cpu) / self.serial_cpu
+
+
+def interleaved(serial: Callable[[], object], parallel: Callable[[], object],
+                repeats: int, account: PoolAccount) -> tuple[float, float, float]:
+    """Best serial CPU time, best pool wall time, median wall-clock speedup.
+
+    The two variants alternate, so both see the same background load: the
+    speedup is less distorted by other jobs than absolute wall-clock rates.
+    """
+    serial_cpu, pool_times, ratios = [], [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        serial()
+        serial_wall = time.perf_counter() - start
+        serial_cpu.append(time.process_time() - start_cpu)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        parallel()
+        pool_wall = time.perf_counter() - start
+        account.pool_main_cpu += time.process_time() - start_cpu
+        pool_times.append(pool_wall)
+        ratios.append(serial_wall / pool_wall)
+    account.serial_cpu += sum(serial_cpu)
+    return min(serial_cpu), min(pool_times), float(np.median(ratios))
 
 
 def machine_info() -> dict[str, object]:
@@ -121,8 +192,11 @@ def naive_xt_e(cts: list, X_q: np.ndarray, nsq: mpz) -> list[mpz]:
     return out
 
 
-def bench_bits(bits: int, repeats: int, pool) -> dict[str, object]:
+def bench_bits(bits: int, repeats: int) -> dict[str, object]:
     sizes = SIZES[bits]
+    crypto_pool.shutdown_pool()
+    account = PoolAccount()
+    pool = crypto_pool.get_pool()  # a fresh pool per key size, for the CPU account
     pk, sk = generate_keypair(bits, test_only=bits < 2048)  # 1024: benchmark only
     n = mpz(pk.n)
     nsq = n * n
@@ -151,18 +225,25 @@ def bench_bits(bits: int, repeats: int, pool) -> dict[str, object]:
     res["djn_exponent_bits"] = enc.exponent_bits
     res["djn_window"] = enc.window
     ms = [secrets.randbelow(int(n)) for _ in range(sizes["djn_pool"])]
-    res["djn_encrypt_1core_per_s"] = sizes["djn"] / best_time(
-        lambda: enc.encrypt_ints(ms[: sizes["djn"]]), repeats)
-    if pool is not None:
+    if pool is None:
+        res["djn_encrypt_1core_per_s"] = sizes["djn"] / best_time(
+            lambda: enc.encrypt_ints(ms[: sizes["djn"]]), repeats)
+    else:
         enc.encrypt_ints(ms[:256], pool=pool)  # start workers, build their tables
-        res["djn_encrypt_pool_per_s"] = sizes["djn_pool"] / best_time(
-            lambda: enc.encrypt_ints(ms, pool=pool), repeats)
+        account.start()
+        cpu, wall, speedup = interleaved(lambda: enc.encrypt_ints(ms),
+                                         lambda: enc.encrypt_ints(ms, pool=pool), repeats,
+                                         account)
+        res["djn_encrypt_1core_per_s"] = sizes["djn_pool"] / cpu
+        res["djn_encrypt_pool_wall_per_s"] = sizes["djn_pool"] / wall
+        res["djn_pool_speedup"] = speedup
+        res["djn_encrypt_pool_per_s"] = res["djn_encrypt_1core_per_s"] * speedup
     online = []
     for _ in range(repeats):
         enc.refill()
-        start = time.perf_counter()
+        start = time.process_time()
         enc.encrypt_ints(ms[: sizes["online"]])
-        online.append(time.perf_counter() - start)
+        online.append(time.process_time() - start)
     res["djn_encrypt_online_per_s"] = sizes["online"] / min(online)
     sweep = {}
     for window in (6, 8, 10):
@@ -178,7 +259,7 @@ def bench_bits(bits: int, repeats: int, pool) -> dict[str, object]:
     X = synthetic_features(rng)
     X_q = quantise_features(X, X_FRAC, max_abs=1024.0)
     v = rng.normal(scale=0.5, size=ROWS)
-    ev = encrypt_vector(enc, v, codec, pool=pool)
+    ev = encrypt_vector(enc, v, codec)
     terms = X_q.size
     res["xt_e_shape"] = [ROWS, COLS]
     res["xt_e_feature_bits_max"] = int(np.abs(X_q).max()).bit_length()
@@ -190,15 +271,20 @@ def bench_bits(bits: int, repeats: int, pool) -> dict[str, object]:
         nonlocal serial
         serial = xt_e(X_q, X_FRAC, ev)
 
-    res["xt_e_1core_us_per_term"] = best_time(run_serial, repeats) / terms * 1e6
-    if pool is not None:
+    if pool is None:
+        res["xt_e_1core_us_per_term"] = best_time(run_serial, repeats) / terms * 1e6
+    else:
         parallel = None
 
         def run_pool() -> None:
             nonlocal parallel
             parallel = xt_e(X_q, X_FRAC, ev, pool=pool)
 
-        res["xt_e_pool_us_per_term"] = best_time(run_pool, repeats) / terms * 1e6
+        cpu, wall, speedup = interleaved(run_serial, run_pool, repeats, account)
+        res["xt_e_1core_us_per_term"] = cpu / terms * 1e6
+        res["xt_e_pool_wall_us_per_term"] = wall / terms * 1e6
+        res["xt_e_pool_speedup"] = speedup
+        res["xt_e_pool_us_per_term"] = res["xt_e_1core_us_per_term"] / speedup
         res["xt_e_pool_identical"] = parallel.ciphertexts == serial.ciphertexts
     k = sizes["naive"]
     naive_sub = naive_xt_e(ev.ciphertexts[:k], X_q[:k], nsq)
@@ -220,6 +306,12 @@ def bench_bits(bits: int, repeats: int, pool) -> dict[str, object]:
         res["ratio_djn_pool_vs_phe"] = res["djn_encrypt_pool_per_s"] / res["phe_encrypt_per_s"]
         res["ratio_xt_e_pool_vs_naive"] = (res["naive_us_per_term"]
                                            / res["xt_e_pool_us_per_term"])
+        workers = crypto_pool.parallelism(pool)
+        res["pool_workers"] = workers
+        res["pool_cpu_per_serial_cpu"] = account.ratio()
+        crypto_pool.shutdown_pool()
+        res["pool_speedup_on_idle_cores_estimate"] = workers / res["pool_cpu_per_serial_cpu"]
+        res["load_average_at_end"] = list(os.getloadavg())
     # The demo's per-epoch crypto (DESIGN §4.1): 2 × 20,000 encryptions + 23 columns × 20,000.
     enc_rate = max(res.get("djn_encrypt_pool_per_s", 0.0), res["djn_encrypt_1core_per_s"])
     term_us = min(res.get("xt_e_pool_us_per_term", np.inf), res["xt_e_1core_us_per_term"])
@@ -236,11 +328,10 @@ def main() -> None:
 
     info = machine_info()
     info["load_average_before"] = list(os.getloadavg())
-    pool = crypto_pool.get_pool()
     started = time.perf_counter()
     results = []
     for bits in args.bits:
-        res = bench_bits(bits, args.repeats, pool)
+        res = bench_bits(bits, args.repeats)
         results.append(res)
         print(json.dumps(res, indent=2), flush=True)
     crypto_pool.shutdown_pool()
@@ -250,8 +341,14 @@ def main() -> None:
         "machine": info,
         "method": {
             "repeats": args.repeats,
-            "statistic": "best of repeats (wall clock)",
-            "pool_workers": None if pool is None else crypto_pool.parallelism(pool),
+            "statistic": "best of repeats; in-process figures in CPU time of this process; "
+                         "*_pool_wall_* in wall-clock time (inflated by other jobs); "
+                         "*_pool_speedup = median wall-clock serial/pool ratio with the two "
+                         "interleaved; *_pool_per_s / *_pool_us_per_term = 1-core figure "
+                         "scaled by that speedup",
+            "pool_cpu_per_serial_cpu": "(pool workers' CPU + this process's CPU during pool "
+                                       "runs) / CPU of the same runs done serially; "
+                                       "independent of other jobs",
             "xt_e_batch": f"{ROWS} rows x {COLS} standardised features at {X_FRAC} "
                           "fractional bits; naive measured on a prefix of the same batch",
         },

@@ -14,46 +14,51 @@ ISO dates (``YYYY-MM-DD``), ``int``, ``float``, ``bool`` or ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 __all__ = ["bulk_insert"]
 
-def _quoted(names: Sequence[str]) -> str:
-    return ", ".join(f'"{name}"' for name in names)
-
-
 def bulk_insert(
-    connection: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    connection: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    count: int,
 ) -> int:
-    """Insert ``rows`` (tuples in ``columns`` order) into ``table``; return the row count.
+    """Insert ``rows`` (tuples in ``columns`` order, ``count`` of them) into ``table``.
 
-    Runs inside the transaction ``connection`` is in, so a failure later in
-    the same ingestion rolls these rows back too.
+    ``rows`` may be an iterator (e.g. ``zip`` over columns), so a million
+    rows are never materialised as a list. Runs inside the transaction
+    ``connection`` is in, so a failure later in the same ingestion rolls
+    these rows back too. Returns ``count``.
     """
-    if not rows:
+    if count == 0:
         return 0
     dialect = connection.dialect.name
     dbapi = connection.connection  # the pooled DBAPI connection of this transaction
+    names = ", ".join(f'"{name}"' for name in columns)
     if dialect == "sqlite":
-        placeholders = ", ".join("?" for _ in columns)
-        cursor = dbapi.cursor()
-        try:
-            cursor.executemany(
-                f'INSERT INTO "{table}" ({_quoted(columns)}) VALUES ({placeholders})', rows
-            )
-        finally:
-            cursor.close()
-        return len(rows)
-    if dialect == "postgresql":
-        cursor = dbapi.cursor()
-        try:
-            with cursor.copy(f'COPY "{table}" ({_quoted(columns)}) FROM STDIN') as copy:
+        statement = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
+    elif dialect == "postgresql":
+        statement = f'COPY "{table}" ({names}) FROM STDIN'
+    else:
+        raise ValueError(f"no bulk loader for {dialect!r}")
+    cursor = dbapi.cursor()
+    try:
+        if dialect == "sqlite":
+            cursor.executemany(statement, rows)
+        else:
+            with cursor.copy(statement) as copy:
                 for row in rows:
                     copy.write_row(row)
-        finally:
-            cursor.close()
-        return len(rows)
-    raise ValueError(f"no bulk loader for {dialect!r}")
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # The same exception classes as SQLAlchemy raises elsewhere (IntegrityError, …).
+        raise DBAPIError.instance(statement, None, exc, connection.dialect.loaded_dbapi.Error
+                                  ) from exc
+    finally:
+        cursor.close()
+    return count

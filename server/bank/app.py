@@ -82,7 +82,7 @@ def create_app(settings: BankSettings | None = None, *,
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness of the bank API itself (the platform is checked per request)."""
         return {"status": "ok"}
 

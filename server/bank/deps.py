@@ -27,7 +27,7 @@ class BankState:
     platform: PlatformClient
 
 
-def get_state(request: Request) -> BankState:
+async def get_state(request: Request) -> BankState:
     """The app's shared state."""
     return request.app.state.bank
 
@@ -38,8 +38,9 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
                         description="A key of one of the bank's loan systems.")
 
 
-def authenticated_client(state: StateDep,
-                         presented: Annotated[str | None, Security(_api_key)] = None) -> str:
+async def authenticated_client(state: StateDep,
+                               presented: Annotated[str | None, Security(_api_key)] = None
+                               ) -> str:
     """Admit the bank's own loan systems: the key's SHA-256 must be configured.
 
     Returns the first 8 hex characters of the key's digest, a stable name for

@@ -76,7 +76,7 @@ def create_app(settings: PlatformSettings | None = None) -> FastAPI:
     app.add_middleware(AuditMiddleware, database=database, providers_of=_providers_of)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness: the process answers (not audited: it touches no data)."""
         return {"status": "ok"}
 

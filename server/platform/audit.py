@@ -22,15 +22,21 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 
+from sqlalchemy import insert
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crypto.identifiers import normalise_id, resident_id_is_valid, uscc_is_valid
 from server.platform.db import Database
+from server.platform.schemas import Purpose
 from server.platform.tables import AuditEvent, DataUse
 
 __all__ = ["AuditDraft", "AuditMiddleware", "outcome_of"]
 
 logger = logging.getLogger("creditlab.audit")
+
+_PURPOSES = frozenset(p.value for p in Purpose)
 
 
 @dataclass
@@ -56,6 +62,28 @@ class AuditDraft:
         self.uses.append((item, masked))
         if item not in self.items:
             self.items.append(item)
+
+
+#: Built once: Core inserts, no ORM unit of work on the path every request takes.
+_INSERT_EVENT = insert(AuditEvent.__table__).returning(AuditEvent.__table__.c.id)
+_INSERT_USE = insert(DataUse.__table__)
+
+
+def _fill_from_request(scope: Scope, draft: AuditDraft) -> None:
+    """For a request refused before its route ran: what it asked, from the URL.
+
+    The subject (a valid id only — junk is not stored) and the purpose, so that a
+    refused look at a subject is on that subject's record too.
+    """
+    raw = scope.get("path_params", {}).get("subject")
+    if not draft.subjects and isinstance(raw, str):
+        subject = normalise_id(raw)
+        if uscc_is_valid(subject) or resident_id_is_valid(subject):
+            draft.subjects = [subject]
+    if draft.purpose is None:
+        values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("purpose", [])
+        if values and values[0] in _PURPOSES:
+            draft.purpose = values[0]
 
 
 def outcome_of(status: int) -> str:
@@ -126,26 +154,26 @@ class AuditMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or "(unrouted)"
         outcome = outcome_of(status)
+        _fill_from_request(scope, draft)
         try:
-            with self.database.session() as session:
-                event = AuditEvent(
-                    at=draft.at, request_id=draft.request_id, institution_id=draft.institution_id,
-                    key_id=draft.key_id, role=draft.role, method=draft.method, route=template,
-                    action=draft.action or getattr(route, "name", "") or "unknown",
-                    subjects=draft.subjects, purpose=draft.purpose,
-                    authorization_ids=draft.authorization_ids,
-                    items=sorted(draft.items) if outcome == "served" else [],
-                    outcome=outcome, status_code=status, reason=draft.reason)
-                session.add(event)
-                if outcome == "served" and draft.institution_id is not None:
-                    session.flush()
-                    for item, masked in draft.uses:
-                        for provider in self.providers_of(item):
-                            session.add(DataUse(
-                                audit_id=event.id, at=draft.at, item=item, action=event.action,
-                                provider=provider,
-                                institution_id=draft.institution_id, purpose=draft.purpose,
-                                masked=masked))
+            with self.database.audit_engine.begin() as connection:
+                audit_id = connection.execute(_INSERT_EVENT, {
+                    "at": draft.at, "request_id": draft.request_id,
+                    "institution_id": draft.institution_id, "key_id": draft.key_id,
+                    "role": draft.role, "method": draft.method, "route": template,
+                    "action": draft.action or getattr(route, "name", "") or "unknown",
+                    "subjects": draft.subjects, "purpose": draft.purpose,
+                    "authorization_ids": draft.authorization_ids,
+                    "items": sorted(draft.items) if outcome == "served" else [],
+                    "outcome": outcome, "status_code": status, "reason": draft.reason,
+                }).scalar_one()
+                uses = [{"audit_id": audit_id, "at": draft.at, "item": item,
+                         "action": draft.action, "provider": provider,
+                         "institution_id": draft.institution_id, "purpose": draft.purpose,
+                         "masked": masked}
+                        for item, masked in draft.uses for provider in self.providers_of(item)]
+                if outcome == "served" and draft.institution_id is not None and uses:
+                    connection.execute(_INSERT_USE, uses)
         except Exception as exc:  # the database is down or refused: answer 503, log why
             logger.error("audit write failed (%s); request %s refused",
                          type(exc).__name__, draft.request_id)

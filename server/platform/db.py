@@ -81,9 +81,19 @@ class Database:
 
     def __init__(self, url: str, *, create_tables: bool = True) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        remote = not url.startswith("sqlite")
+        # Requests interleave on the event loop, each holding its session across the
+        # awaits between its dependencies: size the pool so they never queue for one.
+        self.engine: Engine = create_engine(url, pool_pre_ping=remote, pool_size=10,
+                                            max_overflow=40)
+        # The audit writer runs on the event loop, one write at a time. It has its own
+        # one-connection engine: if it shared the routes' pool it could wait on the
+        # event loop for a connection held by a route that waits on the event loop.
+        self.audit_engine: Engine = create_engine(url, pool_pre_ping=remote, pool_size=1,
+                                                  max_overflow=0)
+        for engine in (self.engine, self.audit_engine):
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self.sessions, "before_flush", _refuse_changes)
         if create_tables:
@@ -105,3 +115,4 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (tests and shutdown)."""
         self.engine.dispose()
+        self.audit_engine.dispose()

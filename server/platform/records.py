@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from lab.catalog import CATALOG, Item
 from lab.store import Store
@@ -97,28 +97,36 @@ class StoreRecords:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Statements built once with bound parameters: building a select costs more
+        # than running it on SQLite, and this is the plain-query hot path.
+        self._records = {item.code: select(record_model(item).__table__).where(
+            record_model(item).__table__.c.entity_key == bindparam("subject"))
+            for item in CATALOG}
+        self._events = select(StoreEvent.__table__).where(
+            StoreEvent.__table__.c.item == bindparam("item"),
+            StoreEvent.__table__.c.record_id.in_(bindparam("ids", expanding=True)),
+        ).order_by(StoreEvent.__table__.c.at)
 
     def item_records(self, subject: str, item: Item, *, history: bool = True) -> SubjectRecords:
         """The subject's current records of ``item`` (newest data first) and their history."""
-        model = record_model(item)
         out = SubjectRecords(item=item)
-        with self.store.sessions() as session:
-            rows = session.scalars(select(model).where(model.entity_key == subject)).all()
-            all_ids = [r.id for r in rows]
+        names = [f.name for f in item.fields]
+        with self.store.engine.connect() as connection:
+            rows = connection.execute(self._records[item.code], {"subject": subject}).all()
             for row in rows:
                 if row.state == STATE_WITHDRAWN:
                     out.withdrawn += 1
                 if row.state != STATE_CURRENT:
                     continue
+                cells = row._mapping
                 out.records.append(RecordView(
                     record_id=row.id, item=item,
-                    values={f.name: _plain(getattr(row, f.name)) for f in item.fields},
+                    values={name: _plain(cells[name]) for name in names},
                     data_date=row.data_date, provider=row.provider, version=row.version,
                     disputed=bool(row.disputed), recorded_at=_aware(row.recorded_at)))
-            if history and all_ids:
-                events = session.scalars(select(StoreEvent).where(
-                    StoreEvent.item == item.code, StoreEvent.record_id.in_(all_ids))
-                    .order_by(StoreEvent.at)).all()
+            if history and rows:
+                events = connection.execute(self._events, {
+                    "item": item.code, "ids": [r.id for r in rows]}).all()
                 for event in events:
                     kind = event_kind(event.action)
                     view = HistoryEvent(at=_aware(event.at), action=event.action, kind=kind,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from jinja2 import Environment, StrictUndefined
 
+from lab.catalog import Kind, get_item
 from server.platform.schemas import CreditReportOut
 
 __all__ = ["render_report"]
@@ -77,7 +78,8 @@ _TEMPLATE = """<!doctype html>
       <th>异议</th></tr>
   {% for record in item.records %}
   <tr><td>{{ record.data_date }}</td>
-      {% for name in columns(item) %}<td>{{ cell(record.values[name]) }}</td>{% endfor %}
+      {% for name in columns(item) %}<td>{{ cell(item.item, name, record.values[name]) }}</td>
+      {% endfor %}
       <td>{% if record.disputed %}<span class="disputed">异议处理中</span>{% endif %}</td></tr>
   {% endfor %}
 </table>
@@ -120,13 +122,18 @@ def _action_zh(action: str) -> str:
     return next((zh for word, zh in _ACTIONS_ZH if word in name), action)
 
 
-def _cell(value: object) -> str:
+def _cell(item: int, name: str, value: object) -> str:
+    """A cell as a reader expects it: 是/否, money with two decimals (SQLite hands
+    whole amounts back as integers), masked text as it is."""
     if value is None:
         return ""
     if value is True:
         return "是"
     if value is False:
         return "否"
+    kind = get_item(item).field(name).kind
+    if kind is Kind.AMOUNT and isinstance(value, int | float):
+        return f"{value:,.2f}"
     if isinstance(value, float):
         return f"{value:,.2f}"
     return str(value)

@@ -18,6 +18,18 @@ from server.parts import FeatureTable, ServedPart
 __all__ = ["PartialScore", "PlatformScorer"]
 
 
+def derived_feature_items() -> dict[str, int]:
+    """Catalog item of each derived platform feature (``lab.features``): its first source.
+
+    So a model trained on a feature snapshot needs no mapping in the settings;
+    the settings' ``feature_items`` add or override entries (other feature tables).
+    """
+    from lab.catalog import get_item
+    from lab.features import DEFINITIONS
+
+    return {d.name: get_item(d.sources[0]).number for d in DEFINITIONS if d.sources}
+
+
 @dataclass(frozen=True)
 class PartialScore:
     """``u_p`` of one subject and its contributions summed per catalog item."""
@@ -36,7 +48,8 @@ class PlatformScorer:
     features : FeatureTable or None
         Serving features with at least every part's columns.
     feature_items : dict
-        Catalog item (1..10) of each platform feature.
+        Catalog item (1..10) of each platform feature not derived by ``lab.features``
+        (whose items are known from their definitions).
 
     Raises
     ------
@@ -49,6 +62,7 @@ class PlatformScorer:
                  feature_items: dict[str, int]) -> None:
         self.parts = {p.part_id: p for p in parts}
         self.features = features
+        feature_items = {**derived_feature_items(), **feature_items}
         self.item_of: dict[str, list[int]] = {}
         for part in parts:
             if part.role != "platform":

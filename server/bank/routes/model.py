@@ -11,6 +11,6 @@ router = APIRouter(tags=["model"])
 
 
 @router.get("/v1/model", response_model=ModelOut)
-def model_info(client: ClientDep, state: StateDep) -> ModelOut:
+async def model_info(client: ClientDep, state: StateDep) -> ModelOut:
     """Model version, part ids and hashes, the bank's feature names and the points scale."""
     return state.model.info()

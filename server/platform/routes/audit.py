@@ -25,7 +25,7 @@ router = APIRouter(tags=["audit and usage"])
 
 
 @router.get("/v1/audit", response_model=list[AuditEventOut])
-def read_audit(
+async def read_audit(
     caller: OperatorCaller, session: SessionDep, audit: AuditDep,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -43,7 +43,7 @@ def read_audit(
 
 
 @router.get("/v1/usage", response_model=UsageOut)
-def usage(
+async def usage(
     caller: ProviderOrOperator, session: SessionDep, audit: AuditDep,
     provider: Annotated[str | None, Query(max_length=64,
                                           description="operator only: the provider code")] = None,

@@ -58,8 +58,8 @@ def _visible(session: SessionDep, caller: AnyCaller, authorization_id: str) -> A
 
 
 @router.post("/v1/authorizations", status_code=201, response_model=AuthorizationOut)
-def create_authorization(body: AuthorizationCreate, caller: OperatorCaller,
-                         session: SessionDep, audit: AuditDep) -> AuthorizationOut:
+async def create_authorization(body: AuthorizationCreate, caller: OperatorCaller,
+                               session: SessionDep, audit: AuditDep) -> AuthorizationOut:
     """Record a subject's signed authorization of an institution."""
     audit.action = "create_authorization"
     audit.subjects = [body.subject_id]
@@ -85,7 +85,7 @@ def create_authorization(body: AuthorizationCreate, caller: OperatorCaller,
 
 
 @router.get("/v1/authorizations", response_model=list[AuthorizationOut])
-def list_authorizations(
+async def list_authorizations(
     caller: AnyCaller, session: SessionDep, audit: AuditDep,
     subject_id: Annotated[SubjectId | None, Query()] = None,
     institution_id: Annotated[str | None, Query(max_length=32)] = None,
@@ -108,8 +108,8 @@ def list_authorizations(
 
 
 @router.get("/v1/authorizations/{authorization_id}", response_model=AuthorizationOut)
-def get_authorization(authorization_id: str, caller: AnyCaller, session: SessionDep,
-                      audit: AuditDep) -> AuthorizationOut:
+async def get_authorization(authorization_id: str, caller: AnyCaller, session: SessionDep,
+                            audit: AuditDep) -> AuthorizationOut:
     """One authorization (a bank: only its own)."""
     audit.action = "get_authorization"
     row = _visible(session, caller, authorization_id)
@@ -119,9 +119,9 @@ def get_authorization(authorization_id: str, caller: AnyCaller, session: Session
 
 
 @router.post("/v1/authorizations/{authorization_id}/revoke", response_model=AuthorizationOut)
-def revoke_authorization(authorization_id: str, body: AuthorizationRevoke,
-                         caller: OperatorCaller, session: SessionDep,
-                         audit: AuditDep) -> AuthorizationOut:
+async def revoke_authorization(authorization_id: str, body: AuthorizationRevoke,
+                               caller: OperatorCaller, session: SessionDep,
+                               audit: AuditDep) -> AuthorizationOut:
     """End an authorization now (the subject withdrew it); it stays on file as revoked."""
     audit.action = "revoke_authorization"
     row = _visible(session, caller, authorization_id)

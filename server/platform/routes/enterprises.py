@@ -10,6 +10,7 @@ number alone says whether the subject is in arrears.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from lab.catalog import CATALOG, PROVIDERS, Item, get_item, mask_value
 from server.errors import ApiError
+from server.platform.audit import AuditDraft
 from server.platform.deps import (
     REFUSAL_TEXT,
     AuditDep,
@@ -27,7 +29,7 @@ from server.platform.deps import (
     SessionDep,
     find_consent,
 )
-from server.platform.records import HistoryEvent, SubjectRecords
+from server.platform.records import HistoryEvent, StoreRecords, SubjectRecords
 from server.platform.report_html import render_report
 from server.platform.schemas import (
     CreditReportOut,
@@ -69,12 +71,18 @@ def _history(events: list[HistoryEvent]) -> list[HistoryOut]:
             for e in events]
 
 
+@functools.cache
+def _header_fields(number: int) -> dict[str, object]:
+    """:func:`item_header` as keyword arguments, made once per item (hot path)."""
+    return item_header(get_item(number)).model_dump()
+
+
 def item_records_out(subject: str, found: SubjectRecords, consent: Consent,
-                     audit: AuditDep) -> ItemRecordsOut:
+                     audit: AuditDraft) -> ItemRecordsOut:
     """One item's answer: refused, empty, or records masked as the consent requires."""
     item = found.item
     covered = consent.covers(item.number)
-    header = item_header(item).model_dump()
+    header = _header_fields(item.number)
     if item.number in AUTHORIZATION_ONLY and not covered:
         return ItemRecordsOut(**header, subject=subject, status="not_authorized", masked=True,
                               records=[], data_dates=None, disputes=[], repairs=[],
@@ -106,15 +114,15 @@ def item_records_out(subject: str, found: SubjectRecords, consent: Consent,
         withdrawn_records=found.withdrawn, authorization_ids=used_ids)
 
 
-def _open(audit: AuditDep, action: str, subject: str, purpose: Purpose) -> None:
+def _open(audit: AuditDraft, action: str, subject: str, purpose: Purpose) -> None:
     audit.action = action
     audit.subjects = [subject]
     audit.purpose = purpose.value
 
 
 @router.get("/v1/enterprises/{subject}", response_model=EnterpriseOut)
-def enterprise(subject: SubjectPath, purpose: PurposeQuery, caller: BankCaller,
-               session: SessionDep, records: RecordsDep, audit: AuditDep) -> EnterpriseOut:
+async def enterprise(subject: SubjectPath, purpose: PurposeQuery, caller: BankCaller,
+                     session: SessionDep, records: RecordsDep, audit: AuditDep) -> EnterpriseOut:
     """What the platform holds on a subject: per item, how many records and how recent."""
     _open(audit, "enterprise_summary", subject, purpose)
     consent = find_consent(session, caller.institution_id, subject, purpose.value)
@@ -140,7 +148,7 @@ def enterprise(subject: SubjectPath, purpose: PurposeQuery, caller: BankCaller,
 
 
 @router.get("/v1/enterprises/{subject}/items/{item}", response_model=ItemRecordsOut)
-def enterprise_item(
+async def enterprise_item(
     subject: SubjectPath, purpose: PurposeQuery, caller: BankCaller, session: SessionDep,
     records: RecordsDep, audit: AuditDep,
     item: Annotated[str, Path(max_length=40, description="item number 1-10 or code, e.g. "
@@ -163,7 +171,7 @@ def enterprise_item(
 
 @router.get("/v1/enterprises/{subject}/report", response_model=CreditReportOut,
             responses={200: {"content": {"text/html": {}}}})
-def credit_report(
+async def credit_report(
     request: Request, subject: SubjectPath, purpose: PurposeQuery, caller: BankCaller,
     session: SessionDep, records: RecordsDep, audit: AuditDep,
     format: Annotated[ReportFormat, Query(description="json, or html for a printable "
@@ -188,7 +196,7 @@ def credit_report(
     return report
 
 
-def _name(records: RecordsDep, subject: str, consent: Consent) -> str | None:
+def _name(records: StoreRecords, subject: str, consent: Consent) -> str | None:
     """The subject's name, masked when it is a person's and no authorization covers it."""
     hidden = {i for i in AUTHORIZATION_ONLY if not consent.covers(i)}
     found = records.subject_name(subject, skip=hidden)

@@ -51,8 +51,8 @@ def _institution(session: SessionDep, institution_id: str) -> Institution:
 
 
 @router.post("/v1/institutions", status_code=201, response_model=InstitutionOut)
-def create_institution(body: InstitutionCreate, caller: OperatorCaller,
-                       session: SessionDep, audit: AuditDep) -> Institution:
+async def create_institution(body: InstitutionCreate, caller: OperatorCaller,
+                             session: SessionDep, audit: AuditDep) -> Institution:
     """Register a bank, a data provider or another operator."""
     audit.action = "create_institution"
     if body.role is Role.provider and body.provider not in PROVIDERS:
@@ -73,8 +73,8 @@ def create_institution(body: InstitutionCreate, caller: OperatorCaller,
 
 
 @router.get("/v1/institutions", response_model=list[InstitutionOut])
-def list_institutions(caller: OperatorCaller, session: SessionDep,
-                      audit: AuditDep) -> list[Institution]:
+async def list_institutions(caller: OperatorCaller, session: SessionDep,
+                            audit: AuditDep) -> list[Institution]:
     """Every registered institution."""
     audit.action = "list_institutions"
     return list(session.scalars(select(Institution).order_by(Institution.created_at)))
@@ -82,8 +82,8 @@ def list_institutions(caller: OperatorCaller, session: SessionDep,
 
 @router.post("/v1/institutions/{institution_id}/keys", status_code=201,
              response_model=KeyIssued)
-def issue_institution_key(institution_id: str, body: KeyCreate, caller: OperatorCaller,
-                          session: SessionDep, state: StateDep, audit: AuditDep) -> KeyIssued:
+async def issue_institution_key(institution_id: str, body: KeyCreate, caller: OperatorCaller,
+                                session: SessionDep, state: StateDep, audit: AuditDep) -> KeyIssued:
     """Issue a new key to an institution (shown once in the answer)."""
     audit.action = "issue_key"
     _institution(session, institution_id)
@@ -93,8 +93,8 @@ def issue_institution_key(institution_id: str, body: KeyCreate, caller: Operator
 
 
 @router.get("/v1/institutions/{institution_id}/keys", response_model=list[KeyOut])
-def list_institution_keys(institution_id: str, caller: OperatorCaller, session: SessionDep,
-                          audit: AuditDep) -> list[ApiKey]:
+async def list_institution_keys(institution_id: str, caller: OperatorCaller, session: SessionDep,
+                                audit: AuditDep) -> list[ApiKey]:
     """An institution's keys: ids and dates, never the keys."""
     audit.action = "list_keys"
     _institution(session, institution_id)
@@ -103,8 +103,8 @@ def list_institution_keys(institution_id: str, caller: OperatorCaller, session: 
 
 
 @router.post("/v1/keys/rotate", status_code=201, response_model=KeyIssued)
-def rotate_key(body: KeyRotate, caller: AnyCaller, session: SessionDep, state: StateDep,
-               audit: AuditDep) -> KeyIssued:
+async def rotate_key(body: KeyRotate, caller: AnyCaller, session: SessionDep, state: StateDep,
+                     audit: AuditDep) -> KeyIssued:
     """Replace the calling key with a new one; the old one ends after ``grace_seconds``."""
     audit.action = "rotate_key"
     old = session.get(ApiKey, caller.key_id)
@@ -121,7 +121,8 @@ def rotate_key(body: KeyRotate, caller: AnyCaller, session: SessionDep, state: S
 
 
 @router.post("/v1/keys/{key_id}/revoke", response_model=KeyOut)
-def revoke_key(key_id: str, caller: AnyCaller, session: SessionDep, audit: AuditDep) -> ApiKey:
+async def revoke_key(key_id: str, caller: AnyCaller, session: SessionDep,
+                     audit: AuditDep) -> ApiKey:
     """End a key now. The operator may revoke any key, an institution its own."""
     audit.action = "revoke_key"
     key = session.get(ApiKey, key_id)

@@ -32,8 +32,8 @@ router = APIRouter(tags=["federated inference"])
 
 
 @router.post("/v1/partial-scores", response_model=PartialScoresOut)
-def partial_scores(body: PartialScoreRequest, caller: BankCaller, session: SessionDep,
-                   scorer: ScorerDep, audit: AuditDep) -> PartialScoresOut:
+async def partial_scores(body: PartialScoreRequest, caller: BankCaller, session: SessionDep,
+                         scorer: ScorerDep, audit: AuditDep) -> PartialScoresOut:
     """The platform's part ``u_p`` of the logit for each authorized USCC."""
     audit.action = "partial_scores"
     audit.purpose = body.purpose.value

@@ -177,7 +177,7 @@ def _stats(values: list[float]) -> dict[str, float]:
             "min": round(min(values), 3), "max": round(max(values), 3)}
 
 
-def summarise(exchanges: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
+def summarise(exchanges: list[dict[str, Any]], epochs: int, mode: str) -> dict[str, Any]:
     """Round trips per phase and step, seconds per exchange and the part that is not compute."""
     phases = Counter(PHASES[next(iter(e["types"].values()))] for e in exchanges)
     steps = (phases["train"] - epochs) // 3  # each epoch's closing train.step is not a step
@@ -204,7 +204,8 @@ def summarise(exchanges: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
         process = [p["process"] for e in exchanges for p in e["parties"].values()
                    if p.get("process", -1) >= 0]
         out["push_to_handler_seconds_per_message"] = _stats(starts)
-        out["clientapp_process_age_at_handler_seconds"] = _stats(process)
+        if mode == "deployment":  # a fresh process per message; in simulation a Ray actor
+            out["clientapp_process_age_at_handler_seconds"] = _stats(process)
     return out
 
 
@@ -233,7 +234,7 @@ def main() -> None:
                 load_before = os.getloadavg()
                 print(f"[{case} / {mode}] running …", flush=True)
                 outcome, exchanges = runners[mode](experiment, folder)
-                entry = {**outcome, **summarise(exchanges, outcome["epochs"]),
+                entry = {**outcome, **summarise(exchanges, outcome["epochs"], mode),
                          "experiment_overrides": CASES[case][1],
                          "load_average_before": [round(x, 2) for x in load_before],
                          "load_average_after": [round(x, 2) for x in os.getloadavg()],

@@ -1,4 +1,4 @@
-"""ECDH private set intersection (PSI) over the ed25519 prime-order subgroup.
+"""ECDH private set intersection (PSI) over Curve25519's prime-order subgroup (X25519).
 
 Two parties, each with a set of ids, learn which ids they share and nothing
 else about the other's ids (semi-honest model). This aligns the bank's and
@@ -8,7 +8,7 @@ Protocol
 --------
 Let ``G`` be a group of prime order ``L`` where decisional Diffie-Hellman is
 hard, ``H`` a hash from ids to ``G``, and ``a``, ``b`` the parties' secret
-scalars in ``[1, L)``.
+scalars.
 
 1. Each party normalises its ids (:func:`crypto.identifiers.normalise_id`),
    hashes them to the group and raises them to its secret
@@ -32,48 +32,47 @@ fresh scalars. Limits, as for any PSI: the model is semi-honest; a party can
 always put guessed ids into its own set, so set sizes and who receives the
 result are policy decisions of the caller.
 
-Why this group (DESIGN.md §5)
-------------------------------
-* **Prime order.** On Curve25519 the full group has order ``8·L``. Working in
-  the prime-order subgroup means no small-subgroup leakage (a malicious point
-  with a torsion component could otherwise reveal ``a mod 8``) and DDH holds
-  in the group we actually use.
-* **libsodium via PyNaCl**, the one binding the project pins (bundled
-  libsodium, pip only). ``crypto_core_ed25519_from_uniform`` is Elligator 2
-  followed by cofactor clearing: a constant-time hash-to-curve whose output is
-  always in the prime-order subgroup (no try-and-increment, which would leak
-  timing on the id). ``crypto_scalarmult_ed25519_noclamp`` multiplies by the
-  full scalar (clamping would change the group element's exponent).
-* **Not ristretto255**, which would be the textbook choice (prime order by
-  construction, cheaper point checks): PyNaCl 1.6 does not expose it, and
-  pysodium would tie us to the system libsodium package. DESIGN.md measured
-  ≈4,300 items/s per side per core end to end with PyNaCl (hash + blind own
-  + blind other) against ≈6,900 with ristretto255 via pysodium. This module
-  (``bench/psi/results.json``, per CPU-second on one core): ≈9,300 for
-  hash + blind, ≈12,700 for blind_other — 0.93 of libsodium's bare scalar
-  multiplication — so ≈5,400 per side end to end.
-  The group stays behind :func:`hash_to_group` and :func:`_scalarmult`, so
-  swapping it changes two functions.
-* ``H(x) = from_uniform(SHA-512(HASH_DOMAIN ‖ x)[:32])``, with ``x`` the
-  UTF-8 normalised id. The domain prefix keeps these hashes apart from any
-  other use of SHA-512 on ids; both parties must use the same one (it is part
-  of the protocol version). This is a single Elligator 2 map ("encode to
-  curve" in RFC 9380 terms): its output is not uniform over the group. The
-  random-oracle-grade variant ("hash to curve") adds the maps of two 32-byte
-  halves of the hash, at the cost of one more map and an addition per id
-  (measured ≈ +10 % on :meth:`PsiParty.blind_own`). The single map is kept because it
-  is what DESIGN.md specifies, and changing it changes every token.
+The group, and why (DESIGN.md §5)
+---------------------------------
+``G`` is the prime-order subgroup of Curve25519, written by Montgomery
+``u``-coordinate (32 bytes, little-endian), and ``P^a`` is libsodium's X25519
+(``crypto_scalarmult``, through PyNaCl). That is the group FATE 2.x's Rust PSI
+uses, and on this machine class the fastest one libsodium offers: measured in
+one run (``bench/psi/results.json``) X25519 costs about half of
+ristretto255's multiplication and a third of
+``crypto_scalarmult_ed25519_noclamp`` (which re-checks subgroup membership
+with a second multiplication): libsodium runs X25519 on its vectorised
+Montgomery ladder and the other two on generic Edwards code (the system's
+libsodium 1.0.18 and the one bundled by PyPI's ``rbcl`` measured the same).
+That is the difference between missing and meeting FATE's ≈6,900 items/s per
+side per core. Its properties, and how each is used:
 
-Point validation
-----------------
-Points from the other party are untrusted. libsodium's
-``crypto_scalarmult_ed25519_noclamp`` refuses any point that
-``crypto_core_ed25519_is_valid_point`` refuses — it runs the same checks
-(canonical encoding, on the curve, not of small order, in the prime-order
-subgroup) before multiplying. Calling ``is_valid_point`` first would repeat
-the subgroup check (one more scalar multiplication by ``L``, about 30 % of
-:meth:`PsiParty.blind_other`), so it is called only when a multiplication
-fails, to name the row in the :class:`PsiError`.
+* **Hash to the group.** ``H(x) = u(from_uniform(SHA-512(HASH_DOMAIN ‖ x)[:32]))``
+  with ``x`` the UTF-8 normalised id: libsodium's
+  ``crypto_core_ed25519_from_uniform`` is Elligator 2 followed by cofactor
+  clearing — constant time, no try-and-increment that would leak timing on
+  the id — so the point lies in the prime-order subgroup; the birational map
+  ``u = (1 + y) / (1 − y)`` moves it from the Edwards to the Montgomery form
+  of the same curve. A point and its negative share ``u``: the group is
+  used up to sign, which X25519 respects (``u(a·P) = u(a·(−P))``), so
+  commutativity and DDH carry over. This is a single Elligator 2 map
+  ("encode to curve" in RFC 9380 terms), as DESIGN.md specifies; its output
+  is not uniform over the group, which the random-oracle-model proof of this
+  PSI does not need beyond collision resistance.
+* **Scalars.** A secret is 32 random bytes; X25519 clamps it (clears the
+  low three bits, sets bit 254), so the effective exponent is a multiple of
+  the cofactor 8 and never zero.
+* **Untrusted points.** Every 32-byte string is an X25519 input, so
+  :meth:`PsiParty.blind_other` checks what it receives before multiplying:
+  the encoding is canonical (``u < p``, top bit clear), ``u`` is on the curve
+  and not on its quadratic twist (a Jacobi symbol, ≈3 µs), and the product
+  is not the identity (libsodium refuses a small-order input: the all-zero
+  output). A torsion component cannot leak anything: the clamped exponent is
+  a multiple of 8 and erases it, so every token it returns lies in the
+  prime-order subgroup. A refused row is named in the :class:`PsiError`.
+
+Everything group-specific is in :func:`hash_to_group`, :func:`_scalarmult`
+and :func:`_check_received`; swapping the group changes those three.
 
 Parallelism
 -----------
@@ -92,8 +91,8 @@ script that calls these methods at top level needs the
 
 Wire format
 -----------
-Points are a C-contiguous ``uint8`` array of shape ``(n, 32)`` (compressed
-Edwards y-coordinates), which travels as-is in a Flower ``ArrayRecord``.
+Points are a C-contiguous ``uint8`` array of shape ``(n, 32)`` (Montgomery
+``u``-coordinates, little-endian), which travels as-is in a Flower ``ArrayRecord``.
 No pickle.
 """
 
@@ -108,6 +107,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, NoReturn
 
+import gmpy2
 import nacl.bindings as _sodium
 import nacl.exceptions
 import numpy as np
@@ -134,7 +134,7 @@ POINT_BYTES = 32
 
 SCALAR_BYTES = 32
 
-HASH_DOMAIN = b"creditlab/psi/v1/ed25519-elligator2/sha512\x00"
+HASH_DOMAIN = b"creditlab/psi/v2/x25519-elligator2/sha512\x00"
 """Domain-separation prefix of the id hash; both parties must use the same one."""
 
 MIN_ITEMS_PER_WORKER = 10_000
@@ -177,36 +177,52 @@ class EmptyIntersectionError(PsiError):
 
 # --------------------------------------------------------------------------- group
 
+_P = 2**255 - 19
+"""The field prime of Curve25519."""
+
+_A = 486662
+"""Montgomery coefficient: v² = u³ + A·u² + u."""
+
 
 def hash_to_group(normalised_id: str) -> bytes:
-    """Hash an already normalised id to a point of the prime-order subgroup.
+    """Hash an already normalised id to the ``u``-coordinate of a prime-order point.
 
-    ``from_uniform(SHA-512(HASH_DOMAIN ‖ utf8(id))[:32])`` — Elligator 2 plus
-    cofactor clearing, so the result is always a valid subgroup point.
+    ``u(from_uniform(SHA-512(HASH_DOMAIN ‖ utf8(id))[:32]))`` — Elligator 2
+    plus cofactor clearing in libsodium, then Edwards ``y`` → Montgomery ``u``.
     """
     digest = hashlib.sha512(HASH_DOMAIN + normalised_id.encode("utf-8")).digest()
-    return _sodium.crypto_core_ed25519_from_uniform(digest[:32])
+    edwards = _sodium.crypto_core_ed25519_from_uniform(digest[:32])
+    y = int.from_bytes(edwards, "little") & ((1 << 255) - 1)
+    # y = 1 is the identity, which Elligator 2 + cofactor clearing reaches with
+    # probability 2^-252 (a small-order preimage); X25519 then refuses it.
+    u = (1 + y) * gmpy2.invert(1 - y, _P) % _P if y != 1 else 0
+    return int(u).to_bytes(32, "little")
 
 
 def _scalarmult(scalar: bytes, point: bytes) -> bytes:
-    """``point^scalar``; libsodium refuses points outside the prime-order subgroup."""
-    return _sodium.crypto_scalarmult_ed25519_noclamp(scalar, point)
+    """``point^scalar`` by X25519 (clamped scalar); libsodium refuses small-order points."""
+    return _sodium.crypto_scalarmult(scalar, point)
+
+
+def _check_received(point: bytes, row: int) -> None:
+    """Refuse a non-canonical encoding or a point of the twist, naming the row.
+
+    The small-order check is libsodium's own (in :func:`_scalarmult`).
+    """
+    u = int.from_bytes(point, "little")
+    if u >= _P:
+        _raise_bad_point(row, "a non-canonical encoding (u >= p or top bit set)")
+    if gmpy2.jacobi((u * u + _A * u + 1) * u % _P, _P) < 0:
+        _raise_bad_point(row, "not on Curve25519 (a point of its quadratic twist)")
 
 
 def _random_scalar() -> bytes:
-    """A uniform non-zero scalar mod L.
-
-    PyNaCl 1.6 does not bind ``crypto_core_ed25519_scalar_random``; reducing
-    64 random bytes mod L is the standard equivalent (bias < 2^-250).
-    """
-    while True:
-        scalar = _sodium.crypto_core_ed25519_scalar_reduce(os.urandom(64))
-        if any(scalar):
-            return scalar
+    """A fresh secret: 32 random bytes (X25519 clamps them to a multiple of 8)."""
+    return os.urandom(SCALAR_BYTES)
 
 
 def _scalar_from_secret(secret: bytes) -> bytes:
-    """Reduce a caller-supplied 32-byte secret mod L; refuse wrong sizes and zero."""
+    """Check a caller-supplied 32-byte secret; refuse wrong types, sizes and all zeros."""
     if not isinstance(secret, bytes | bytearray):
         raise PsiError(
             f"secret must be bytes (32 bytes, e.g. PsiParty.new_secret()), "
@@ -217,10 +233,9 @@ def _scalar_from_secret(secret: bytes) -> bytes:
             f"secret must be {SCALAR_BYTES} bytes (e.g. PsiParty.new_secret()), "
             f"got {len(secret)} bytes"
         )
-    scalar = _sodium.crypto_core_ed25519_scalar_reduce(bytes(secret) + bytes(32))
-    if not any(scalar):
-        raise PsiError("secret is 0 modulo the group order; use PsiParty.new_secret()")
-    return scalar
+    if not any(secret):
+        raise PsiError("secret is all zero bytes, which is no secret; use PsiParty.new_secret()")
+    return bytes(secret)
 
 
 # --------------------------------------------------------------------------- batch kernels
@@ -234,27 +249,26 @@ def _blind_ids_chunk(scalar: bytes, ids: list[str], first_row: int) -> bytes:
 
 
 def _blind_points_chunk(scalar: bytes, blob: bytes, first_row: int) -> bytes:
-    """Raise received points to ``scalar``; PsiError names the first bad row."""
+    """Check and raise received points to ``scalar``; PsiError names the first bad row."""
     out: list[bytes] = []
     for i in range(0, len(blob), POINT_BYTES):
         point = blob[i : i + POINT_BYTES]
+        _check_received(point, first_row + i // POINT_BYTES)
         try:
             out.append(_scalarmult(scalar, point))
         except nacl.exceptions.RuntimeError:
-            _raise_bad_point(point, first_row + i // POINT_BYTES)
+            _raise_bad_point(first_row + i // POINT_BYTES, "of small order (the identity "
+                             "or a torsion point), so its product is the identity")
     return b"".join(out)
 
 
-def _raise_bad_point(point: bytes, row: int) -> NoReturn:
-    """Explain why multiplying the point at ``row`` failed."""
-    if not _sodium.crypto_core_ed25519_is_valid_point(point):
-        raise PsiError(
-            f"received point at row {row} is not a valid element of the ed25519 prime-order "
-            "subgroup (non-canonical encoding, not on the curve, small order, or with a "
-            "torsion component); the other party's blinded ids are corrupt or malicious "
-            "- abort this PSI run"
-        )
-    raise PsiError(f"scalar multiplication failed at row {row} although the point is valid")
+def _raise_bad_point(row: int, why: str) -> NoReturn:
+    """Refuse the received point at ``row``, saying why."""
+    raise PsiError(
+        f"received point at row {row} is not a valid element of the Curve25519 prime-order "
+        f"subgroup: {why}; the other party's blinded ids are corrupt or malicious "
+        "- abort this PSI run"
+    )
 
 
 # --------------------------------------------------------------------------- pool
@@ -341,7 +355,7 @@ class PsiParty:
     Parameters
     ----------
     secret : bytes or None, default None
-        32-byte secret scalar (reduced mod L). None draws a fresh one, which
+        32-byte secret scalar (clamped by X25519). None draws a fresh one, which
         is what a single-process run wants. In Flower deployment every
         message starts a fresh process, so a party that blinds its own ids in
         one message and the other's points in a later one generates the secret

@@ -1,7 +1,8 @@
-"""ECDH-PSI over the ed25519 prime-order subgroup (crypto.psi)."""
+"""ECDH-PSI over Curve25519's prime-order subgroup by X25519 (crypto.psi)."""
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 
 import nacl.bindings as sodium
@@ -20,12 +21,26 @@ from crypto.psi import (
 )
 
 P = 2**255 - 19
-D = -121665 * pow(121666, -1, P) % P
 REAL_USCCS = ["914403001922038216", "9144030071526726XG", "91110000802100433B"]
 
 
-def _scalar(k: int) -> bytes:
-    return k.to_bytes(32, "little")
+L = 2**252 + 27742317777372353535851937790883648493
+SECRET_A = bytes.fromhex("a5" * 32)
+SECRET_B = bytes.fromhex("3c" * 32)
+
+
+def _clamped(secret: bytes) -> int:
+    """The exponent X25519 uses for a secret (RFC 7748 clamping)."""
+    k = bytearray(secret)
+    k[0] &= 248
+    k[31] &= 127
+    k[31] |= 64
+    return int.from_bytes(k, "little")
+
+
+def _edwards_to_u(point: bytes) -> bytes:
+    y = int.from_bytes(point, "little") & ((1 << 255) - 1)
+    return ((1 + y) * pow(1 - y, -1, P) % P).to_bytes(32, "little")
 
 
 def _uscc(serial: int) -> str:
@@ -55,24 +70,32 @@ def test_known_answer_vectors_pin_hash_domain_and_encoding() -> None:
     # interoperability between versions; these vectors catch that.
     assert (
         hash_to_group("914403001922038216").hex()
-        == "eb6c5a4fee3e6e416f3ec24d1cba6a3f354981face6b2654be59bfa7ef91ce93"
+        == "de30d7957a6c6eb90382243cb1114b7bdd1d8343ed2876d956544b5dbf3afb6c"
     )
-    single = PsiParty(_scalar(7)).blind_own(["914403001922038216"], workers=1)
+    single = PsiParty(SECRET_A).blind_own(["914403001922038216"], workers=1)
     assert single.tobytes().hex() == (
-        "2a9e8ff6c14d65544b676ca8813a53c0eeaeb3bb68c3fe3435a2ab9497c5ddb3"
+        "4d6ad74f7d10f89cdc45def97944415fdc90101120c8d1bbc5cc013eec48fe31"
     )
-    double = PsiParty(_scalar(11)).blind_other(single, workers=1)
+    double = PsiParty(SECRET_B).blind_other(single, workers=1)
     assert double.tobytes().hex() == (
-        "c3a8f6fdf2591ce54cc46b71d5de899002ef104a7c79e8c767b212cce65bcd20"
+        "4957d048894c0d80dec18bd102b06632fc117cdf3078ef7cbd391bc2e49c0651"
     )
-    # Exponents commute: H^(7*11) directly.
-    direct = sodium.crypto_scalarmult_ed25519_noclamp(_scalar(77), hash_to_group(REAL_USCCS[0]))
-    assert double.tobytes() == direct
 
 
-def test_hash_to_group_lands_in_the_prime_order_subgroup() -> None:
-    for i in range(50):
-        assert sodium.crypto_core_ed25519_is_valid_point(hash_to_group(f"ID{i}"))
+def test_tokens_equal_an_independent_edwards_computation() -> None:
+    """X25519(b, X25519(a, H(x))) = u((clamp(a)·clamp(b) mod L) · E(x)) on the Edwards form."""
+    for i in range(20):
+        normalised = f"ID{i}"
+        digest = hashlib.sha512(psi.HASH_DOMAIN + normalised.encode()).digest()
+        edwards = sodium.crypto_core_ed25519_from_uniform(digest[:32])
+        assert sodium.crypto_core_ed25519_is_valid_point(edwards)  # prime-order subgroup
+        assert hash_to_group(normalised) == _edwards_to_u(edwards)
+        exponent = _clamped(SECRET_A) * _clamped(SECRET_B) % L
+        expected = sodium.crypto_scalarmult_ed25519_noclamp(exponent.to_bytes(32, "little"),
+                                                             edwards)
+        single = PsiParty(SECRET_A).blind_own([normalised], workers=1)
+        double = PsiParty(SECRET_B).blind_other(single, workers=1)
+        assert double.tobytes() == _edwards_to_u(expected)
 
 
 def test_blinding_commutes_and_depends_on_the_secret() -> None:
@@ -95,10 +118,14 @@ def test_same_secret_gives_same_tokens_and_fresh_secrets_differ() -> None:
     assert not np.array_equal(first, PsiParty().blind_own(["X1", "X2"], workers=1))
 
 
-def test_secret_is_reduced_mod_l() -> None:
-    order = 2**252 + 27742317777372353535851937790883648493
-    same = PsiParty(_scalar(5)).blind_own(["X"], workers=1)
-    assert np.array_equal(same, PsiParty(_scalar(order + 5)).blind_own(["X"], workers=1))
+def test_secrets_that_clamp_alike_give_the_same_tokens() -> None:
+    # X25519 ignores the low three bits and the top bit: document that, not rely on it.
+    same = bytearray(SECRET_A)
+    same[0] ^= 0b111
+    same[31] ^= 0b1000_0000
+    ids = ["X"]
+    assert np.array_equal(PsiParty(SECRET_A).blind_own(ids, workers=1),
+                          PsiParty(bytes(same)).blind_own(ids, workers=1))
 
 
 def test_secret_never_leaves_the_object() -> None:
@@ -115,8 +142,7 @@ def test_secret_never_leaves_the_object() -> None:
     ("secret", "message"),
     [
         (b"\x01" * 31, "got 31 bytes"),
-        (bytes(32), "0 modulo the group order"),
-        ((2**252 + 27742317777372353535851937790883648493).to_bytes(32, "little"), "0 modulo"),
+        (bytes(32), "all zero bytes"),
         ("k" * 32, "got str"),
     ],
 )
@@ -246,40 +272,53 @@ def test_intersect_checks_shapes() -> None:
 # --------------------------------------------------------------------------- point validation
 
 
-def _encode(y: int, x_sign: int = 0) -> bytes:
-    return (y | (x_sign << 255)).to_bytes(32, "little")
+def _u(value: int) -> bytes:
+    return value.to_bytes(32, "little")
 
 
-def _not_on_curve_encoding() -> bytes:
-    """A canonical y for which no x exists: (y²-1)/(d·y²+1) is not a square mod p."""
-    for y in range(2, 1000):
-        u = (y * y - 1) * pow(D * y * y + 1, -1, P) % P
-        if u and pow(u, (P - 1) // 2, P) == P - 1:
-            return _encode(y)
-    raise AssertionError("no such y below 1000")
+def _twist_point() -> bytes:
+    """A canonical u whose u³ + A·u² + u is not a square: a point of the twist."""
+    for u in range(2, 1000):
+        if pow((u**3 + 486662 * u * u + u) % P, (P - 1) // 2, P) == P - 1:
+            return _u(u)
+    raise AssertionError("no twist point below 1000")
 
 
-def _invalid_points() -> dict[str, bytes]:
-    valid = hash_to_group("some id")
-    order2 = _encode(P - 1)  # (0, -1), the point of order 2
+# The points of order 8 on Curve25519 (RFC 7748 errata / libsodium's blocklist).
+ORDER_8_U = 0x57119FD0DD4E22D8868E1C58C45C44045BEF839C55B1D0B1248C50A3BC959C5F
+
+
+def _invalid_points() -> dict[str, tuple[bytes, str]]:
     return {
-        "identity": _encode(1),
-        "order 2": order2,
-        "torsion component": sodium.crypto_core_ed25519_add(valid, order2),
-        "non-canonical y >= p": _encode(P + 3),
-        "not on curve": _not_on_curve_encoding(),
-        "all zero": bytes(32),
+        "identity (u = 0)": (_u(0), "of small order"),
+        "order 4 (u = 1)": (_u(1), "of small order"),
+        "order 8": (_u(ORDER_8_U), "of small order"),
+        "u = p": (_u(P), "non-canonical"),
+        "u >= p": (_u(P + 3), "non-canonical"),
+        "top bit set": (_u(9 | (1 << 255)), "non-canonical"),
+        "twist": (_twist_point(), "quadratic twist"),
     }
 
 
 @pytest.mark.parametrize("kind", sorted(_invalid_points()))
 def test_invalid_point_is_rejected_naming_the_row(kind: str) -> None:
-    bad = _invalid_points()[kind]
-    assert not sodium.crypto_core_ed25519_is_valid_point(bad)
+    bad, why = _invalid_points()[kind]
     points = PsiParty().blind_own(["A", "B", "C", "D"], workers=1)
     points[2] = np.frombuffer(bad, dtype=np.uint8)
-    with pytest.raises(PsiError, match="received point at row 2 is not a valid element"):
+    with pytest.raises(PsiError, match=f"received point at row 2 is not a valid element.*{why}"):
         PsiParty().blind_other(points, workers=1)
+
+
+def test_a_torsion_component_is_erased_by_the_clamped_exponent() -> None:
+    """Q + T (T of order 2) blinds to the same token as Q: nothing about a mod 8 leaks."""
+    edwards = sodium.crypto_core_ed25519_from_uniform(bytes(range(32)))
+    order2 = _u(P - 1)  # the Edwards point (0, -1), of order 2
+    shifted = _edwards_to_u(sodium.crypto_core_ed25519_add(edwards, order2))
+    clean = _edwards_to_u(edwards)
+    party = PsiParty()
+    both = party.blind_other(np.frombuffer(clean + shifted, dtype=np.uint8).reshape(2, 32),
+                             workers=1)
+    assert both[0].tobytes() == both[1].tobytes()
 
 
 def test_blind_other_checks_shape_and_dtype() -> None:
@@ -359,7 +398,7 @@ def test_shared_crypto_pool_gives_identical_results(monkeypatch: pytest.MonkeyPa
     assert np.array_equal(pooled_own, PsiParty(secret).blind_own(ids, workers=1))
     assert np.array_equal(pooled_other, PsiParty(secret).blind_other(pooled_own, workers=1))
     bad = pooled_own.copy()
-    bad[123] = np.frombuffer(_encode(1), dtype=np.uint8)
+    bad[123] = np.frombuffer(_u(1), dtype=np.uint8)
     with pytest.raises(PsiError, match="row 123"):
         PsiParty(secret).blind_other(bad, workers=workers)
 
@@ -367,6 +406,6 @@ def test_shared_crypto_pool_gives_identical_results(monkeypatch: pytest.MonkeyPa
 def test_pool_names_the_global_row_of_a_bad_point(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psi, "MIN_ITEMS_PER_WORKER", 10)
     points = PsiParty().blind_own([f"ID{i}" for i in range(60)], workers=1)
-    points[47] = np.frombuffer(_encode(1), dtype=np.uint8)
+    points[47] = np.frombuffer(_u(1), dtype=np.uint8)
     with pytest.raises(PsiError, match="row 47 "):
         PsiParty().blind_other(points, workers=2)

@@ -20,7 +20,7 @@ and the run's wall time and test AUC.
 
 Cases: ``breast`` (examples/breast.toml: 1024-bit test-only keys, full batch),
 ``default_credit`` (examples/default_credit.toml: 2048-bit keys, batch 2048:
-ten steps, 33 round trips per epoch) and ``default_credit_full``
+nine steps, 30 round trips per epoch) and ``default_credit_full``
 (examples/default_credit_full_batch.toml: the same data and keys, full batch
 with learning rate 0.1: one step, 6 round trips per epoch — what to use on
 the deployment engine).

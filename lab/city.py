@@ -9,11 +9,12 @@ model better?
    checking that the quarantine holds exactly the rows the manifest marks
    dirty (:mod:`lab.ingest`);
 3. **quality** — ``W/quality/quality.{json,html}`` (:mod:`lab.quality`);
-4. **features** — a snapshot as of the city's as-of date, exported as
-   ``W/platform_features.csv`` with its snapshot sidecar (:mod:`lab.features`);
+4. **features** — a snapshot as of the city's as-of date (:mod:`lab.features`);
 5. **joint model** — ``W/city.toml`` names bank 1's loan book and the
-   snapshot; the main job (:func:`lab.run.run_experiment`) aligns them by
-   ECDH-PSI on USCCs and trains the two-key vertical logistic regression;
+   snapshot (``[platform] snapshot = N``, exported on load to
+   ``W/snapshots/platform-snapshot-N.csv`` with its sidecar); the main job
+   (:func:`lab.run.run_experiment`) aligns them by ECDH-PSI on USCCs and
+   trains the two-key vertical logistic regression;
 6. **compare** — the joint model's held-out AUC against the **bank-only**
    model.
 
@@ -45,7 +46,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from lab.errors import CreditLabError
-from lab.features import export_snapshot, load_snapshot, take_snapshot
+from lab.features import load_snapshot, take_snapshot
 from lab.generate import BANK_FEATURES, generate_city
 from lab.ingest import ingest_file
 from lab.quality import quality_report, write_report
@@ -68,14 +69,19 @@ def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-def write_experiment(path: Path, *, name: str, seed: int, bank_csv: Path, platform_csv: Path,
+def write_experiment(path: Path, *, name: str, seed: int, bank_csv: Path, store_url: str,
                      platform_features: list[str], snapshot_id: int, key_bits: int,
                      test_only_keys: bool) -> Path:
-    """Write the city's experiment TOML (paths relative to its folder)."""
+    """Write the city's experiment TOML (paths relative to its folder).
+
+    The platform's source is the snapshot itself (``snapshot = N`` and the
+    store's URL): loading the experiment exports it beside the TOML
+    (:mod:`lab.snapshot_source`), so the run is traceable to that snapshot.
+    """
     folder = path.parent
     lines = [
         "# Written by `creditlab city`: bank 1's loan book joined with the platform's",
-        f"# feature snapshot {snapshot_id} ({platform_csv.name}; see its .snapshot.json).",
+        f"# feature snapshot {snapshot_id} (exported to snapshots/ when the file is loaded).",
         "",
         "[experiment]",
         f'name = "{name}"',
@@ -90,7 +96,8 @@ def write_experiment(path: Path, *, name: str, seed: int, bank_csv: Path, platfo
         f"features = {_toml_list(list(BANK_FEATURES))}",
         "",
         "[platform]",
-        f'data = "{platform_csv.relative_to(folder).as_posix()}"',
+        f"snapshot = {snapshot_id}",
+        f"store = {json.dumps(store_url)}",
         'id_column = "uscc"',
         'id_kind = "uscc"',
         f"features = {_toml_list(platform_features)}",
@@ -172,7 +179,8 @@ def run_city(workdir: str | Path, *, enterprises: int, seed: int, key_bits: int 
     as_of = dt.date.fromisoformat(manifest.as_of)
     received = dt.datetime.combine(as_of + dt.timedelta(days=RECEIPT_LAG_DAYS), dt.time(9),
                                    tzinfo=dt.UTC)
-    store = open_store(f"sqlite:///{work / 'platform.db'}")
+    store_url = f"sqlite:///{(work / 'platform.db').resolve()}"
+    store = open_store(store_url)
     stored = quarantined = 0
     for code, entry in manifest.files.items():
         report = ingest_file(store, code, work / "city" / entry.file, provider=entry.provider,
@@ -195,8 +203,6 @@ def run_city(workdir: str | Path, *, enterprises: int, seed: int, key_bits: int 
     _, frame = load_snapshot(store, snapshot.id)
     varying = [name for name in frame.columns if frame[name].nunique() > 1]
     constant = [name for name in frame.columns if name not in varying]
-    platform_csv = export_snapshot(store, snapshot.id, work / "platform_features.csv",
-                                   features=varying)
     echo(f"[city] feature snapshot {snapshot.id} as of {as_of}: {snapshot.n_entities:,} "
          f"enterprises × {len(varying)} features"
          + (f" (left out, constant here: {', '.join(constant)})" if constant else ""))
@@ -206,7 +212,7 @@ def run_city(workdir: str | Path, *, enterprises: int, seed: int, key_bits: int 
     bank = manifest.banks[0]
     bank_csv = work / "city" / bank["file"]
     toml = write_experiment(work / "city.toml", name=f"city-{seed}", seed=seed,
-                            bank_csv=bank_csv, platform_csv=platform_csv,
+                            bank_csv=bank_csv, store_url=store_url,
                             platform_features=varying, snapshot_id=snapshot.id,
                             key_bits=key_bits, test_only_keys=test_only_keys)
     loans = pd.read_csv(bank_csv, usecols=["default_12m"])

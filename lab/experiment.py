@@ -10,7 +10,7 @@ Sections (see ``examples/default_credit.toml``)::
 
     [experiment]  name, seed, description
     [bank]        data, id_column, id_kind, label_column, features
-    [platform]    data, id_column, id_kind, features
+    [platform]    data or snapshot (+ store), id_column, id_kind, features
     [split]       test_fraction, validation_fraction, stratify
     [train]       protocol, optimizer, learning_rate, l2, batch_size,
                   max_epochs, patience, min_delta
@@ -145,7 +145,32 @@ class BankSection(_PartySection):
 
 
 class PlatformSection(_PartySection):
-    """``[platform]``: the platform's enterprise features (no labels)."""
+    """``[platform]``: the platform's enterprise features (no labels).
+
+    The features come from a CSV file (``data``) or from a stored feature
+    snapshot (``snapshot = N``, see :mod:`lab.features`): a numbered, dated,
+    content-hashed version of the derived features, so a model names exactly
+    the platform data it was trained on. :func:`load_experiment` exports the
+    snapshot once to ``snapshots/platform-snapshot-N.csv`` beside the TOML file
+    (with its ``.snapshot.json`` sidecar), checks the export's content hash
+    against the store on every load, and sets ``data`` to it; the run's
+    parameters then carry ``platform.snapshot``.
+    """
+
+    data: Annotated[Path, Field(strict=False)] | None = Field(  # type: ignore[assignment]
+        default=None,
+        description=("the path of the party's CSV file, relative to the TOML file's folder "
+                     "(or give snapshot instead)"),
+    )
+    snapshot: int | None = Field(
+        default=None, ge=1,
+        description="the number of a stored feature snapshot (`creditlab features list`)",
+    )
+    store: str | None = Field(
+        default=None,
+        description=("the platform store's URL for snapshot (default: $CREDITLAB_DB_URL, "
+                     "else the embedded SQLite store)"),
+    )
 
 
 class SplitSection(_Section):
@@ -349,6 +374,31 @@ def _resolve_data_paths(raw: dict[str, Any], folder: Path) -> None:
             table["data"] = str(path if path.is_absolute() else (folder / path).resolve())
 
 
+def _with_platform_source(experiment: Experiment, file: Path, folder: Path) -> Experiment:
+    """Check that ``[platform]`` names exactly one source; export a named snapshot."""
+    platform = experiment.platform
+    if (platform.data is None) == (platform.snapshot is None):
+        raise ExperimentError(
+            file, key="platform.data",
+            problem=("[platform] names both data and snapshot" if platform.data is not None
+                     else "[platform] names neither data nor snapshot"),
+            remedy="give exactly one: data = \"file.csv\" or snapshot = N (a stored snapshot)")
+    if platform.store is not None and platform.snapshot is None:
+        raise ExperimentError(file, key="platform.store",
+                              problem="store is set but no snapshot is named",
+                              remedy="remove store, or add snapshot = N")
+    if platform.snapshot is None:
+        return experiment
+    from lab.snapshot_source import SnapshotSourceError, export_for_experiment
+
+    try:
+        csv = export_for_experiment(platform.snapshot, folder / "snapshots", platform.store)
+    except SnapshotSourceError as exc:
+        raise ExperimentError(file, key="platform.snapshot", problem=exc.problem,
+                              remedy=exc.remedy) from None
+    return experiment.model_copy(update={"platform": platform.model_copy(update={"data": csv})})
+
+
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment TOML file.
 
@@ -398,6 +448,7 @@ def load_experiment(path: str | Path) -> Experiment:
         experiment = Experiment.model_validate(raw)
     except ValidationError as exc:
         raise _to_experiment_error(file, exc) from None
+    experiment = _with_platform_source(experiment, file, folder)
     for section in ("bank", "platform"):
         data: Path = getattr(experiment, section).data
         if not data.is_file():

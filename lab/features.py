@@ -433,14 +433,20 @@ def list_snapshots(store: Store) -> list[SnapshotInfo]:
         return [_info(row) for row in rows]
 
 
-def load_snapshot(store: Store, snapshot_id: int) -> tuple[SnapshotInfo, pd.DataFrame]:
-    """A stored snapshot's metadata and values (index: USCC, columns: its feature names)."""
+def load_snapshot_info(store: Store, snapshot_id: int) -> SnapshotInfo:
+    """A stored snapshot's metadata (no values)."""
     with store.session() as session:
         snapshot = session.get(FeatureSnapshot, snapshot_id)
         if snapshot is None:
             raise SnapshotError(f"there is no feature snapshot {snapshot_id}. Remedy: "
                                 "`creditlab features list` shows the stored ones")
-        info = _info(snapshot)
+        return _info(snapshot)
+
+
+def load_snapshot(store: Store, snapshot_id: int) -> tuple[SnapshotInfo, pd.DataFrame]:
+    """A stored snapshot's metadata and values (index: USCC, columns: its feature names)."""
+    info = load_snapshot_info(store, snapshot_id)
+    with store.session() as session:
         rows = session.execute(select(FeatureRow.entity_key, FeatureRow.values).where(
             FeatureRow.snapshot_id == snapshot_id).order_by(FeatureRow.entity_key)).all()
     frame = pd.DataFrame.from_records([json.loads(v) for _, v in rows],
@@ -470,5 +476,7 @@ def export_snapshot(store: Store, snapshot_id: int, path: str | Path,
     sidecar = out.with_name(out.name + ".snapshot.json")
     sidecar.write_text(json.dumps({**info.model_dump(mode="json"),
                                    "exported_features": list(frame.columns),
-                                   "file": out.name}, ensure_ascii=False, indent=2))
+                                   "file": out.name,
+                                   "file_sha256": hashlib.sha256(out.read_bytes()).hexdigest()},
+                                  ensure_ascii=False, indent=2))
     return out

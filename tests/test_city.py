@@ -11,7 +11,7 @@ import pytest
 from lab.city import run_city, write_experiment
 from lab.datasets import load_party_table
 from lab.experiment import load_experiment
-from lab.features import export_snapshot, take_snapshot
+from lab.features import take_snapshot
 from lab.generate import BANK_FEATURES, generate_city
 from lab.ingest import ingest_file
 from lab.store.testing import temporary_store
@@ -24,15 +24,17 @@ def test_the_written_experiment_names_the_snapshot_and_loads(tmp_path: Path) -> 
         ingest_file(store, "electricity", tmp_path / "city" / "electricity.csv")
         snapshot = take_snapshot(store, dt.date(2025, 6, 30))
         features = ["elec_in_arrears_now", "elec_capacity_utilisation", "elec_log_spend_12m"]
-        csv = export_snapshot(store, snapshot.id, tmp_path / "platform_features.csv", features)
+        url = store.engine.url.render_as_string(hide_password=False)
     toml = write_experiment(tmp_path / "city.toml", name="city-test", seed=4,
                             bank_csv=tmp_path / "city" / manifest.banks[0]["file"],
-                            platform_csv=csv, platform_features=features,
+                            store_url=url, platform_features=features,
                             snapshot_id=snapshot.id, key_bits=1024, test_only_keys=True)
     text = toml.read_text()
     assert f"feature snapshot {snapshot.id}" in text
-    assert 'data = "platform_features.csv"' in text and 'id_kind = "uscc"' in text
+    assert f"snapshot = {snapshot.id}\n" in text and 'id_kind = "uscc"' in text
     experiment = load_experiment(toml)
+    exported = tmp_path / "snapshots" / f"platform-snapshot-{snapshot.id}.csv"
+    assert experiment.platform.data == exported
     assert experiment.bank.features == list(BANK_FEATURES)
     assert experiment.platform.features == features
     assert experiment.crypto.key_bits == 1024

@@ -235,3 +235,76 @@ def test_cli_features_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert missing.exit_code == 2 and "no feature snapshot 9" in missing.output
     bad_date = runner.invoke(cli, ["features", "snapshot", "--as-of", "30/06/2025"])
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
+
+
+# --------------------------------------------------------------------------- snapshot as source
+
+
+def _experiment_naming(tmp_path: Path, platform_lines: str) -> Path:
+    bank = tmp_path / "bank.csv"
+    pd.DataFrame({"uscc": [A, B, C], "y": [1, 0, 1], "x0": [0.1, 0.2, 0.3]}).to_csv(
+        bank, index=False)
+    toml = tmp_path / "exp.toml"
+    toml.write_text(f"""
+[experiment]
+name = "snap"
+[bank]
+data = "bank.csv"
+id_column = "uscc"
+label_column = "y"
+features = ["x0"]
+[platform]
+id_column = "uscc"
+features = ["elec_in_arrears_now", "med_headcount_latest"]
+{platform_lines}
+[crypto]
+key_bits = 1024
+test_only_keys = true
+""")
+    return toml
+
+
+def test_an_experiment_names_a_snapshot_as_the_platform_source(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.datasets import load_party_table
+    from lab.errors import ExperimentError
+    from lab.experiment import load_experiment
+    from lab.tracking import experiment_params
+
+    url = f"sqlite:///{tmp_path / 'platform.db'}"
+    with temporary_store("sqlite", tmp_path) as seeded:
+        _populate(seeded, tmp_path)
+        seeded_url = seeded.engine.url.render_as_string(hide_password=False)
+        snapshot = take_snapshot(seeded, AS_OF)
+    monkeypatch.setenv("CREDITLAB_DB_URL", seeded_url)
+    toml = _experiment_naming(tmp_path, f"snapshot = {snapshot.id}")
+
+    experiment = load_experiment(toml)
+    csv = tmp_path / "snapshots" / f"platform-snapshot-{snapshot.id}.csv"
+    assert experiment.platform.data == csv and experiment.platform.snapshot == snapshot.id
+    sidecar = json.loads(csv.with_name(csv.name + ".snapshot.json").read_text())
+    assert sidecar["content_sha256"] == snapshot.content_sha256
+    table = load_party_table(csv, id_column="uscc",
+                             features=list(experiment.platform.features))
+    assert table.n_rows == 3
+    assert experiment_params(experiment)["platform.snapshot"] == str(snapshot.id)
+
+    # An edited export is never trained on: the next load exports the snapshot again.
+    original = csv.read_bytes()
+    csv.write_text(csv.read_text().replace("10", "99"))
+    load_experiment(toml)
+    assert csv.read_bytes() == original
+
+    # A snapshot the store does not hold, a store that does not exist, two sources, none.
+    cases = {
+        "snapshot = 99": ("platform.snapshot", "snapshot 99 is not in the store"),
+        f'snapshot = {snapshot.id}\nstore = "sqlite:///{tmp_path / "nope.db"}"':
+            ("platform.snapshot", "does not exist"),
+        f'snapshot = {snapshot.id}\ndata = "bank.csv"': ("platform.data", "both data and"),
+        "": ("platform.data", "neither data nor snapshot"),
+        f'data = "bank.csv"\nstore = "{url}"': ("platform.store", "no snapshot is named"),
+    }
+    for lines, (key, problem) in cases.items():
+        with pytest.raises(ExperimentError, match=problem) as info:
+            load_experiment(_experiment_naming(tmp_path, lines))
+        assert info.value.key == key

@@ -74,6 +74,7 @@ import secrets
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from typing import Any, Literal
 
 import gmpy2
@@ -319,10 +320,12 @@ class DJNEncryptor:
 
     Holds ``h_s``, its fixed-base table, and a bounded pool of precomputed
     randomness factors (encryptions of zero). :meth:`refill` fills the pool
-    when a party is idle (e.g. while waiting for the other side); each factor
-    is popped exactly once and then forgotten, so no two ciphertexts ever
-    share randomness. Pickling an encryptor drops the pool (and the table,
-    rebuilt on demand), so a copy can never replay a factor.
+    now; :meth:`refill_in_background` has the process pool's workers compute
+    factors while the party waits for the other side, and returns at once;
+    each factor is popped exactly once and then forgotten, so no two
+    ciphertexts ever share randomness. Pickling an encryptor drops the pool,
+    factors still being computed (and the table, rebuilt on demand), so a
+    copy can never replay a factor.
 
     Parameters
     ----------
@@ -394,12 +397,14 @@ class DJNEncryptor:
         self.params = EncryptionParams(n, method, h_s, exponent_bits, window, p, q)
         self._table: FixedBaseTable | CRTFixedBaseTable | None = None
         self._ready: deque[mpz] = deque()
+        self._pending: deque[tuple[Future, int]] = deque()  # background blocks, their sizes
         self._lock = threading.Lock()
 
     # -- state --------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_ready"] = deque()  # never copy one-time randomness
+        state["_pending"] = deque()
         state["_table"] = None
         params = self.params  # never copy the key's factors either
         state["params"] = EncryptionParams(params.n, params.method, params.h_s,
@@ -424,6 +429,11 @@ class DJNEncryptor:
     def available(self) -> int:
         """Precomputed randomness factors ready for use."""
         return len(self._ready)
+
+    @property
+    def in_flight(self) -> int:
+        """Factors being computed in the background (:meth:`refill_in_background`)."""
+        return sum(count for _, count in self._pending)
 
     @property
     def uses_crt(self) -> bool:
@@ -467,8 +477,60 @@ class DJNEncryptor:
             self._ready.extend(factors)
         return count
 
+    def refill_in_background(self, k: int | None = None, *, pool: PoolArg = "auto") -> int:
+        """Start computing up to ``k`` factors on the pool's workers; return at once.
+
+        Why: between two messages a party only waits for its peer. Called
+        right after it replies, its own pool workers compute the randomness
+        its next encryption needs, so that encryption costs one mulmod per
+        value instead of a fixed-base exponentiation. The factors join the
+        ready pool when next needed; a block still running then is waited
+        for (it was started earlier, so this is never slower than computing
+        it then). Never beyond ``pool_size`` ready plus in flight. Without a
+        process pool nothing is started: a thread would hold the interpreter
+        lock the next message needs.
+
+        Returns
+        -------
+        int
+            Number of factors started.
+        """
+        executor = resolve_pool(pool)
+        if executor is None or self.method != "djn":
+            return 0
+        room = self.pool_size - len(self._ready) - self.in_flight
+        count = room if k is None else max(0, min(k, room))
+        if count == 0:
+            return 0
+        width = byte_width(self.params.n ** 2)
+        with self._lock:
+            for lo, hi in chunk_bounds(count, executor):
+                future = executor.submit(task_factors, self.params, hi - lo, width)
+                self._pending.append((future, hi - lo))
+        return count
+
+    def _collect(self, needed: int) -> None:
+        """Move finished background factors to the ready pool, waiting only while short.
+
+        A block that failed (a worker died) is dropped: its factors were never
+        used, and fresh ones are computed in their place.
+        """
+        width = byte_width(self.params.n ** 2)
+        with self._lock:
+            while self._pending:
+                future, _ = self._pending[0]
+                if not future.done() and len(self._ready) >= needed:
+                    return
+                self._pending.popleft()
+                try:
+                    block = future.result()
+                except Exception:  # noqa: BLE001 - unused randomness: recompute instead
+                    continue
+                self._ready.extend(block_to_ints(block, width))
+
     def take_factors(self, count: int, *, pool: PoolArg = None) -> list[mpz]:
         """``count`` randomness factors: precomputed ones first (removed), then fresh ones."""
+        self._collect(count)
         taken: list[mpz] = []
         with self._lock:
             while self._ready and len(taken) < count:
@@ -500,6 +562,7 @@ class DJNEncryptor:
                     f"plaintext at index {i} is outside [0, n); reduce it modulo n first "
                     "(FixedPointCodec.encode returns signed ints)"
                 )
+        self._collect(len(ms))
         with self._lock:
             pre = [self._ready.popleft() for _ in range(min(len(ms), len(self._ready)))]
         head = encrypt_with_factors(ms[: len(pre)], pre, n)

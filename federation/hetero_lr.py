@@ -110,6 +110,19 @@ class _Party:
         """Encrypts zeros under the peer's key, to re-randomise what we send back to it."""
         self.pending: StepVectors | None = None
 
+    def prefetch_randomness(self, rows: int) -> None:
+        """Start the next step's encryption randomness on our pool, then return.
+
+        Called after we reply, while the peer computes: our pool workers
+        precompute the factors for our next encryption (``rows`` values under
+        our own key) and for re-randomising what we send back (one per
+        feature, plus the intercept, under the peer's key). See
+        :meth:`crypto.paillier.DJNEncryptor.refill_in_background`.
+        """
+        self.encryptor.pool_size = max(self.encryptor.pool_size, rows)
+        self.encryptor.refill_in_background(rows, pool=self.pool)
+        self.peer_encryptor.refill_in_background(self.X.shape[1] + 1, pool=self.pool)
+
     # -- helpers ---------------------------------------------------------------------------
     def _quantised(self, X: np.ndarray) -> np.ndarray:
         return quantise_features(X, FEATURE_FRAC_BITS, max_abs=FEATURE_MAX_ABS)

@@ -68,7 +68,8 @@ class PartyNode:
                                         str(data_path) if data_path else None)
             else:
                 session = open_session(directory)
-            return session.handle(action, payload)
+            session.prefetch = "party-dir" not in self.node_config  # deployment: one process
+            return session.handle(action, payload)               # per message, see PartySession
         except Exception:
             forget_session(directory)  # its in-memory changes were not saved
             raise

@@ -80,6 +80,9 @@ class PartySession:
     def __init__(self, directory: Path, state: SessionState) -> None:
         self.directory = directory
         self.state = state
+        self.prefetch = True
+        """Precompute the next step's randomness after replying (off where the process
+        ends with each message, as on Flower's deployment engine: it would be thrown away)."""
         self.experiment = Experiment.model_validate(state.experiment)
         self.arrays: dict[str, np.ndarray] = {}
         self._table: PartyTable | None = None
@@ -220,7 +223,13 @@ class PartySession:
         reply = method(payload)
         self.state.last_seq = seq
         self.save(reply)
+        if self.prefetch and action in _TRAINING_ACTIONS and self._party is not None:
+            self._party.prefetch_randomness(self._next_encryption_rows())
         return reply
+
+    def _next_encryption_rows(self) -> int:
+        """Values our next encryption will cover: one batch (the last one may be smaller)."""
+        return min(self.experiment.train.batch_size, len(self.arrays["train"]))
 
     # -- set-up ----------------------------------------------------------------------------
     def on_setup(self, payload: Payload) -> Payload:
@@ -513,6 +522,10 @@ def _thin(curve: np.ndarray, points: int = 64) -> np.ndarray:
     if len(curve) <= points:
         return curve
     return curve[np.linspace(0, len(curve) - 1, points).round().astype(int)]
+
+
+_TRAINING_ACTIONS = frozenset({"step", "cross", "decrypt"})
+"""Actions after which a party waits for its peer: time to precompute randomness."""
 
 
 def _workers() -> int | None:

@@ -274,6 +274,23 @@ def test_xt_e_edge_shapes(keys, encryptor, codec):
         xt_e(np.zeros((1, 3)), X_FRAC, ev)
 
 
+def test_background_randomness_is_bounded_single_use_and_decrypts(keys, process_pool):
+    """Factors started while a party waits feed its next encryption, each used once."""
+    pk, sk = keys
+    enc = DJNEncryptor(pk, private_key=sk, pool_size=300)
+    assert enc.refill_in_background(250, pool=process_pool) == 250
+    assert enc.in_flight == 250 and enc.available == 0  # returned before they were done
+    assert enc.refill_in_background(pool=process_pool) == 50  # never beyond pool_size
+    assert enc.refill_in_background(pool=process_pool) == 0
+    assert pickle.loads(pickle.dumps(enc)).in_flight == 0  # a copy replays nothing
+    values = list(range(-200, 200))
+    cts = enc.encrypt_ints([v % pk.n for v in values])  # 300 precomputed + 100 fresh
+    assert enc.in_flight == 0 and enc.available == 0
+    assert len({int(c) for c in cts}) == len(cts)
+    assert [sk.raw_decrypt(int(c)) for c in cts] == [v % pk.n for v in values]  # phe decrypts
+    assert DJNEncryptor(pk).refill_in_background(10, pool=None) == 0  # no pool: nothing
+
+
 def test_pool_and_no_pool_agree(keys, encryptor, codec, process_pool):
     pk, sk = keys
     rng = np.random.default_rng(3)

@@ -32,8 +32,9 @@ measured in this process right after the run, divided by the cores — the
 hardware floor; on a shared machine the wall clock also carries other jobs'
 load, recorded before and after every run.
 
-Before/after. Each key size runs twice: ``baseline`` (this round's fast paths
-off: equal-value grouping in ``Xᵀ[[e]]``, CRT encryption by the key owner)
+Before/after. Each key size runs twice: ``baseline`` (the fast paths off:
+equal-value grouping in ``Xᵀ[[e]]``, CRT encryption by the key owner,
+randomness precomputed while a party waits)
 and ``fast``; training is deterministic, so both must end with the same
 weights (``speedups.*.same_weights``).
 
@@ -306,18 +307,25 @@ def write_experiment(folder: Path, bits: int, epochs: int) -> Path:
     return path
 
 
-def _without_crt(public_key: Any, **kwargs: Any) -> DJNEncryptor:
-    kwargs.pop("private_key", None)
-    return DJNEncryptor(public_key, **kwargs)
+class _BaselineEncryptor(DJNEncryptor):
+    """No CRT encryption by the key owner, no randomness computed while waiting."""
+
+    def __init__(self, public_key: Any, **kwargs: Any) -> None:
+        kwargs.pop("private_key", None)
+        super().__init__(public_key, **kwargs)
+
+    def refill_in_background(self, k: int | None = None, *, pool: Any = "auto") -> int:
+        return 0
 
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "fast": {},
     "baseline": {"xt_e": functools.partial(xt_e, group_equal=False),
-                 "DJNEncryptor": _without_crt},
+                 "DJNEncryptor": _BaselineEncryptor},
 }
-"""``baseline`` switches off this round's fast paths (equal-value grouping in
-``Xᵀ[[e]]``, CRT encryption by the key owner), so before/after come from one run."""
+"""``baseline`` switches off the fast paths (equal-value grouping in ``Xᵀ[[e]]``,
+CRT encryption by the key owner, randomness precomputed while a party waits
+for the other), so before/after come from one run."""
 
 
 def run_once(bits: int, epochs: int, workdir: Path, variant: str = "fast") -> dict[str, Any]:

@@ -352,6 +352,54 @@ def test_a_second_node_claiming_a_role_stops_the_run(federation: tuple[Federatio
         deployment.unregister_node(fed, node_id)
 
 
+def test_a_party_away_past_the_timeout_stops_the_run_without_a_result(
+        federation: tuple[Federation, Path], tmp_path: Path) -> None:
+    """Kill the platform mid-training and leave it down: a clear stop, nothing half-written.
+
+    Runs last on the shared federation: it leaves the platform's SuperNode down.
+    """
+    fed, _ = federation
+    experiment = experiment_copy(tmp_path, max_epochs=2)
+    experiment.write_text(experiment.read_text().replace(
+        "party_timeout_seconds = 300.0", "party_timeout_seconds = 20.0"))
+    platform_root = Path(fed.load_state().nodes["platform"].party_dir)
+    earlier = set(platform_root.glob("flwr-*"))
+    outcome: dict[str, Any] = {}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def run() -> None:
+        try:
+            outcome["summary"] = deployment.run_on_federation(
+                experiment, fed, echo=False, workdir=tmp_path / "runs", tracking_uri=uri)
+        except DeploymentError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 600
+    killed = False
+    while thread.is_alive() and time.monotonic() < deadline and not killed:
+        sessions = [d for d in platform_root.glob("flwr-*") if d not in earlier]
+        if sessions and _last_seq(sessions[0]) >= 6:
+            killed = deployment.stop_process(fed.load_state().nodes["platform"].process,
+                                             crash=True)
+        time.sleep(0.2)
+    thread.join(timeout=600)
+    assert killed and not thread.is_alive()
+    assert "summary" not in outcome
+    assert "the platform did not answer" in str(outcome["error"])
+    assert "(party timeout): the run stops and no result is recorded" in str(outcome["error"])
+    (run_dir,) = (tmp_path / "runs" / "breast").glob("flwr-*")
+    assert json.loads((run_dir / "failure.json").read_text())["error"].startswith("PartyAway")
+    assert not (run_dir / "summary.json").exists()
+    runs = mlflow.MlflowClient(tracking_uri=uri).search_runs(
+        [mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name("breast").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    # the platform's own checkpoints stay in its directory for a later run
+    (session,) = [d for d in platform_root.glob("flwr-*") if d not in earlier]
+    assert (session / "state.npz").exists()
+
+
 def test_status_and_down_stop_every_recorded_process(tmp_path: Path) -> None:
     """``down`` by PID leaves no process of the federation's groups behind (fast: no run)."""
     experiment = experiment_copy(tmp_path, max_epochs=1)

@@ -22,8 +22,8 @@ pair has equal ids, and the pool gives the same tokens as one worker.
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/psi/run.py              # N = 200,000, ~2-3 minutes on 2 cores
-    .venv/bin/python bench/psi/run.py --n 1000000  # full run -> results_n1000000.json
+    .venv/bin/python bench/psi/run.py              # N = 1,000,000 per side, ~9 minutes on 2 cores
+    .venv/bin/python bench/psi/run.py --n 20000    # a quick look -> results_n20000.json
 """
 
 from __future__ import annotations
@@ -284,7 +284,8 @@ def _contention_warning(info: dict, result: dict, cores: int) -> str | None:
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200_000, help="ids per side (default 200000)")
+    parser.add_argument("--n", type=int, default=1_000_000,
+                        help="ids per side (default 1000000)")
     parser.add_argument("--workers", type=int, default=None, help="all-cores run (default: all)")
     parser.add_argument("--floor-items", type=int, default=10_000, help="items per floor repeat")
     parser.add_argument("--out", type=Path, default=None, help="results file")
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     info = machine_info()
     all_cores = args.workers or int(info["usable_cores"] or 1)
-    out = args.out or HERE / ("results.json" if args.n == 200_000 else f"results_n{args.n}.json")
+    out = args.out or HERE / ("results.json" if args.n == 1_000_000 else f"results_n{args.n}.json")
     started = time.perf_counter()
 
     (side_a, side_b), t_data = _timed(make_sides, args.n)

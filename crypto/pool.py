@@ -20,6 +20,9 @@ Kernels
   (Pippenger-style) multi-exponentiation ``∏ c_i^{e_i} mod n²`` for ``Xᵀ[[e]]``;
   bases sharing an exponent (binned, categorical and count columns) are
   first merged with one mulmod each, so such columns cost sums only.
+* :func:`crt_decrypt` / :func:`decrypt_batch` — Paillier CRT decryption from
+  the key's factors (the math of :func:`crypto.paillier.decrypt_ints`), so a
+  key owner can spread a large decryption over its own workers.
 
 Pool
 ----
@@ -36,6 +39,16 @@ for the key it last saw, so the table is built once per worker, not per call.
 Note that both parties of a simulation each own such a pool when they run in
 separate processes; on a 2-core machine set ``CREDITLAB_CRYPTO_WORKERS`` so
 the total matches the cores.
+
+Ray
+---
+A party whose crypto outgrows one machine sets ``CREDITLAB_CRYPTO_RAY_ADDRESS``
+(``auto``, ``ray://host:10001``, ``host:6379`` or ``local``); :func:`get_pool`
+then returns a :class:`crypto.ray_pool.RayExecutor` over that cluster instead
+of the process pool. The kernels and chunk arguments are the very same, so
+results are identical; only where the chunks run changes. Ray is imported
+only then (lazily), so this module and its process-pool workers never import
+it. Unset, nothing changes.
 """
 
 from __future__ import annotations
@@ -71,18 +84,22 @@ __all__ = [
     "byte_width",
     "choose_window",
     "chunk_bounds",
+    "crt_decrypt",
+    "decrypt_batch",
     "encrypt_with_factors",
     "get_pool",
     "ints_to_block",
     "multiexp",
     "parallelism",
     "random_factors",
+    "ray_address",
     "resolve_pool",
     "run_chunks",
     "shutdown_pool",
     "signed_column_products",
     "table_for",
     "task_columns",
+    "task_decrypt",
     "task_encrypt",
     "task_factors",
     "worker_count",
@@ -96,6 +113,7 @@ MIN_ITEMS_PER_CHUNK = 16
 """Below this many items per worker the pipe round trip costs more than it saves."""
 
 _ENV_WORKERS = "CREDITLAB_CRYPTO_WORKERS"
+_ENV_RAY_ADDRESS = "CREDITLAB_CRYPTO_RAY_ADDRESS"
 
 
 # --------------------------------------------------------------------------- bytes helpers
@@ -432,6 +450,65 @@ def signed_column_products(bases: Sequence[mpz], X: np.ndarray, modulus: mpz, *,
     return positives, negatives
 
 
+# --------------------------------------------------------------------------- decryption
+def _crt_constant(prime: mpz, n: mpz) -> mpz:
+    """``L_p((n+1)^(p-1) mod p²)^-1 mod p``: phe's ``hp`` (or ``hq``) for ``g = n + 1``."""
+    prime_sq = prime * prime
+    return gmpy2.invert((gmpy2.powmod(n + 1, prime - 1, prime_sq) - 1) // prime, prime)
+
+
+def _check_ciphertexts(cts: Sequence[int], nsq: mpz) -> None:
+    for i, c in enumerate(cts):
+        if not 0 < c < nsq:
+            raise CryptoError(
+                f"ciphertext at index {i} is outside [1, n²) for this key; it is not a "
+                "ciphertext under this key (or it was damaged in transit)"
+            )
+
+
+def crt_decrypt(p: int, q: int, cts: Sequence[int]) -> list[mpz]:
+    """Paillier CRT decryption (``g = n + 1``) to residues in ``[0, n)`` from ``n``'s factors.
+
+    Why here and not only in :mod:`crypto.paillier`: workers must not import
+    ``phe``, so the kernel takes the bare factors. Same math as phe's
+    ``raw_decrypt``: exponentiations modulo ``p²`` and ``q²``, joined by CRT.
+    """
+    p, q = mpz(p), mpz(q)
+    n = p * q
+    _check_ciphertexts(cts, n * n)
+    psq, qsq = p * p, q * q
+    hp, hq, p_inv = _crt_constant(p, n), _crt_constant(q, n), gmpy2.invert(p, q)
+    out = []
+    for c in cts:
+        c = mpz(c)
+        mp = (gmpy2.powmod(c % psq, p - 1, psq) - 1) // p * hp % p
+        mq = (gmpy2.powmod(c % qsq, q - 1, qsq) - 1) // q * hq % q
+        out.append(mp + (mq - mp) * p_inv % q * p)
+    return out
+
+
+def decrypt_batch(p: int, q: int, cts: Sequence[int], *, pool: PoolArg = None) -> list[int]:
+    """Decrypt a batch with :func:`crt_decrypt`, one chunk per worker of ``pool``.
+
+    The factors travel to the key owner's *own* workers only (its process
+    pool, or its own Ray cluster) — the same trust domain as the CRT
+    encryptor's factors. Ciphertexts are range-checked here first, so an
+    error names the index in the whole batch.
+    """
+    n = mpz(p) * mpz(q)
+    cts = [mpz(c) for c in cts]
+    _check_ciphertexts(cts, n * n)
+    executor = resolve_pool(pool)
+    bounds = chunk_bounds(len(cts), executor)
+    if executor is None or len(bounds) <= 1:
+        return [int(m) for m in crt_decrypt(p, q, cts)]
+    ct_width, m_width = byte_width(n * n), byte_width(n)
+    blocks = run_chunks(executor, task_decrypt,
+                        [(int(p), int(q), ints_to_block(cts[lo:hi], ct_width), ct_width)
+                         for lo, hi in bounds])
+    return [int(m) for block in blocks for m in block_to_ints(block, m_width)]
+
+
 # --------------------------------------------------------------------------- worker tasks
 def task_encrypt(params: EncryptionParams, m_block: bytes, m_width: int,
                   ct_width: int) -> bytes:
@@ -455,8 +532,14 @@ def task_columns(modulus: int, base_block: bytes, width: int, x_block: bytes,
     return ints_to_block(pos, width), ints_to_block(neg, width)
 
 
+def task_decrypt(p: int, q: int, ct_block: bytes, ct_width: int) -> bytes:
+    """Worker: CRT-decrypt one chunk of ciphertexts (the key owner's own workers only)."""
+    residues = crt_decrypt(p, q, block_to_ints(ct_block, ct_width))
+    return ints_to_block(residues, byte_width(mpz(p) * mpz(q)))
+
+
 # --------------------------------------------------------------------------- pool lifecycle
-_POOL: ProcessPoolExecutor | None = None
+_POOL: Executor | None = None
 _POOL_PID: int | None = None
 _POOL_LOCK = threading.Lock()
 _ATEXIT_REGISTERED = False
@@ -523,20 +606,47 @@ class _LeanSpawnContext(multiprocessing.context.SpawnContext):
     Process = _LeanSpawnProcess
 
 
-def get_pool() -> Executor | None:
-    """The module-level process pool, created on first use; ``None`` on one core.
+def ray_address() -> str:
+    """``$CREDITLAB_CRYPTO_RAY_ADDRESS`` (stripped), or ``""`` when crypto stays on this machine."""
+    return os.environ.get(_ENV_RAY_ADDRESS, "").strip()
 
-    Returns ``None`` when :func:`worker_count` is 0 or 1, so callers fall back
-    to in-process computation (same results). A pool inherited through
-    ``fork`` by a child process is never reused: the child gets its own.
+
+def _is_ray_pool(pool: Executor | None) -> bool:
+    """True for a :class:`crypto.ray_pool.RayExecutor`, without importing Ray."""
+    return pool is not None and type(pool).__module__ == "crypto.ray_pool"
+
+
+def _new_pool(address: str) -> Executor:
+    """A Ray executor when ``address`` is set, else the lean-spawn process pool."""
+    if address:
+        from crypto.ray_pool import RayExecutor  # lazy: only a Ray-configured party imports Ray
+
+        return RayExecutor(address, num_cpus=max(worker_count(), 1))
+    return ProcessPoolExecutor(max_workers=worker_count(), mp_context=_LeanSpawnContext())
+
+
+def get_pool() -> Executor | None:
+    """The module-level pool, created on first use; ``None`` on one core.
+
+    With ``$CREDITLAB_CRYPTO_RAY_ADDRESS`` set this is a
+    :class:`crypto.ray_pool.RayExecutor` over that cluster (``local``: a Ray
+    instance started here with :func:`worker_count` CPUs). Otherwise it is the
+    process pool, and ``None`` when :func:`worker_count` is 0 or 1, so callers
+    fall back to in-process computation (same results). A pool inherited
+    through ``fork`` by a child process is never reused: the child gets its
+    own. A pool of the other kind (the variable changed) is shut down first.
     """
     global _POOL, _POOL_PID, _ATEXIT_REGISTERED
-    workers = worker_count()
-    if workers <= 1:
+    address = ray_address()
+    if not address and worker_count() <= 1:
         return None
     with _POOL_LOCK:
-        if _POOL is None or os.getpid() != _POOL_PID:
-            _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=_LeanSpawnContext())
+        stale = _POOL is not None and _is_ray_pool(_POOL) != bool(address)
+        if stale and os.getpid() == _POOL_PID:
+            _POOL.shutdown(wait=True, cancel_futures=True)
+        if _POOL is None or stale or os.getpid() != _POOL_PID:
+            _POOL = None  # stays None if the new pool cannot be created (bad Ray address)
+            _POOL = _new_pool(address)
             _POOL_PID = os.getpid()
             if not _ATEXIT_REGISTERED:
                 atexit.register(shutdown_pool)
@@ -545,7 +655,11 @@ def get_pool() -> Executor | None:
 
 
 def shutdown_pool() -> None:
-    """Stop the module pool's workers (idempotent; registered with ``atexit``)."""
+    """Stop the module pool (idempotent; registered with ``atexit``).
+
+    For Ray this stops the Ray instance only if the executor started it;
+    a cluster or an in-process Ray it merely joined is left running.
+    """
     global _POOL, _POOL_PID
     with _POOL_LOCK:
         pool, pid = _POOL, _POOL_PID

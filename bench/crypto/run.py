@@ -13,7 +13,11 @@ Measured at 1024 bits (test-only key size, for comparison) and 2048 bits
 * ``xt_e`` — :func:`xt_e` on a 20,000 × 4 batch of standardised features
   (16 fractional bits), µs per term, 1 core and pool, against ``naive``:
   one ``powmod`` per term (negatives handled by one inverse per column);
-* ``decrypt`` — :func:`decrypt_ints` (CRT, gmpy2) and phe's ``raw_decrypt``.
+* ``decrypt`` — :func:`decrypt_ints` (CRT, gmpy2) and phe's ``raw_decrypt``;
+* ``ray`` (with ``--ray``) — the same kernels through
+  :class:`crypto.ray_pool.RayExecutor` on a local Ray instance over the usable
+  cores, against the process pool on the same cores (wall clock, best of
+  repeats): what Ray's task overhead costs before it buys more machines.
 
 Rates are the best of ``--repeats`` runs: other processes share this machine
 and only slow a run down, never speed it up. In-process figures use this
@@ -25,6 +29,7 @@ Usage (from the repository root)::
 
     .venv/bin/python bench/crypto/run.py   # ~1.5 min on 2 idle cores, ~3 min when busy
     .venv/bin/python bench/crypto/run.py --repeats 1 --out /tmp/quick.json
+    .venv/bin/python bench/crypto/run.py --ray only --bits 1024 --out /tmp/ray.json
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ if str(REPO) not in sys.path:  # run as a script: make `crypto` importable
 from crypto import pool as crypto_pool  # noqa: E402
 from crypto.codec import FixedPointCodec, quantise_features  # noqa: E402
 from crypto.paillier import DJNEncryptor, decrypt_ints, generate_keypair  # noqa: E402
+from crypto.pool import decrypt_batch  # noqa: E402
 from crypto.vector import EncryptedVector, encrypt_vector, xt_e  # noqa: E402
 
 ROWS = 20_000
@@ -319,20 +325,75 @@ def bench_bits(bits: int, repeats: int) -> dict[str, object]:
     return res
 
 
+def wall_rate(count: int, fn: Callable[[], object], repeats: int) -> float:
+    """Items per wall-clock second, best of ``repeats``."""
+    return count / best_time(fn, repeats, wall=True)
+
+
+def bench_ray(bits: int, repeats: int) -> dict[str, object]:
+    """Encryption, ``Xᵀ[[e]]`` and decryption: process pool vs Ray on this machine's cores."""
+    from crypto.ray_pool import RayExecutor  # only with --ray: the rest never imports Ray
+
+    sizes = SIZES[bits]
+    crypto_pool.shutdown_pool()
+    process = crypto_pool.get_pool()
+    cores = max(crypto_pool.worker_count(), 1)
+    start = time.perf_counter()
+    ray_pool = RayExecutor("local", num_cpus=cores)
+    res: dict[str, object] = {"bits": bits, "ray_cpus": crypto_pool.parallelism(ray_pool),
+                              "ray_start_s": time.perf_counter() - start}
+    pk, sk = generate_keypair(bits, test_only=bits < 2048)
+    n = int(pk.n)
+    enc = DJNEncryptor(pk, pool_size=0)
+    ms = [secrets.randbelow(n) for _ in range(sizes["djn_pool"])]
+    rng = np.random.default_rng(bits)
+    X_q = quantise_features(synthetic_features(rng), X_FRAC, max_abs=1024.0)
+    ev = encrypt_vector(enc, rng.normal(scale=0.5, size=ROWS), FixedPointCodec())
+    cts = ev.ciphertexts[: sizes["decrypt"] * 4]
+    p, q = int(sk.p), int(sk.q)
+    pools = {"process": process, "ray": ray_pool}
+    try:
+        for name, pool in pools.items():
+            if pool is None:
+                continue
+            enc.encrypt_ints(ms[:256], pool=pool)  # start workers, build their tables
+            res[f"djn_encrypt_{name}_wall_per_s"] = wall_rate(
+                len(ms), lambda pool=pool: enc.encrypt_ints(ms, pool=pool), repeats)
+            res[f"xt_e_{name}_wall_us_per_term"] = 1e6 / wall_rate(
+                X_q.size, lambda pool=pool: xt_e(X_q, X_FRAC, ev, pool=pool), repeats)
+            res[f"decrypt_{name}_wall_per_s"] = wall_rate(
+                len(cts), lambda pool=pool: decrypt_batch(p, q, cts, pool=pool), repeats)
+        res["xt_e_ray_identical"] = (xt_e(X_q, X_FRAC, ev, pool=ray_pool).ciphertexts
+                                     == xt_e(X_q, X_FRAC, ev).ciphertexts)
+        res["decrypt_ray_identical"] = decrypt_batch(p, q, cts, pool=ray_pool) == decrypt_ints(
+            sk, cts)
+        res["ray_tasks"] = ray_pool.tasks_submitted
+    finally:
+        ray_pool.shutdown()
+        crypto_pool.shutdown_pool()
+    res["load_average_at_end"] = list(os.getloadavg())
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--bits", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
+    parser.add_argument("--ray", choices=("off", "also", "only"), default="off",
+                        help="also (or only) compare the process pool with Ray on this machine")
     args = parser.parse_args()
 
     info = machine_info()
     info["load_average_before"] = list(os.getloadavg())
     started = time.perf_counter()
     results = []
-    for bits in args.bits:
+    for bits in args.bits if args.ray != "only" else []:
         res = bench_bits(bits, args.repeats)
         results.append(res)
+        print(json.dumps(res, indent=2), flush=True)
+    ray_results = [bench_ray(bits, args.repeats) for bits in args.bits if args.ray != "off"]
+    for res in ray_results:
         print(json.dumps(res, indent=2), flush=True)
     crypto_pool.shutdown_pool()
     info["load_average_after"] = list(os.getloadavg())
@@ -354,6 +415,8 @@ def main() -> None:
         },
         "results": results,
     }
+    if ray_results:
+        document["ray"] = ray_results
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -86,8 +86,10 @@ class PlatformSettings(_EnvSettings):
         Catalog item number (1..10) of every platform feature: partial-score
         reasons are reported per catalog item, never per feature.
     create_tables : bool
-        Create the API's tables on start (embedded SQLite default); a
-        PostgreSQL deployment runs migrations instead and sets this false.
+        Migrate the API's tables to the newest revision on start (Alembic,
+        ``server/platform/migrations``; a no-op when current). False when the
+        app's database user may not change the schema and a deployment step
+        migrates instead.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.platform.tables import APPEND_ONLY_TABLES, AuditEvent, Base, DataUse
+from server.platform.tables import APPEND_ONLY_TABLES, AuditEvent, DataUse
 
-__all__ = ["AppendOnlyError", "Database", "install_append_only"]
+__all__ = ["API_VERSION_TABLE", "AppendOnlyError", "Database", "install_append_only", "migrate"]
+
+#: Alembic's revision table of the api chain (the catalog store's is ``alembic_version``).
+API_VERSION_TABLE = "api_alembic_version"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class AppendOnlyError(RuntimeError):
@@ -36,8 +43,27 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API
     cursor.close()
 
 
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the api tables behind ``engine`` to ``revision`` (a no-op when current).
+
+    The api tables have their own Alembic chain (``server/platform/migrations``)
+    beside the catalog store's, so each can change without the other's checks
+    seeing foreign tables. A store whose api tables were made by the former
+    ``create_all`` is adopted by the first revision (see its docstring).
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
 def install_append_only(connection: Connection) -> None:
-    """Create the triggers that make :data:`APPEND_ONLY_TABLES` refuse UPDATE and DELETE."""
+    """Create the triggers that make :data:`APPEND_ONLY_TABLES` refuse UPDATE and DELETE.
+
+    The migrations install the same triggers (with a frozen copy of this SQL);
+    this stays for code that builds tables from the models directly (tests).
+    """
     dialect = connection.dialect.name
     for table in APPEND_ONLY_TABLES:
         if dialect == "sqlite":
@@ -76,7 +102,8 @@ class Database:
     url : str
         SQLAlchemy URL (``sqlite:///creditlab.db``, ``postgresql+psycopg://…``).
     create_tables : bool
-        Create the API tables and the append-only triggers if missing.
+        Migrate the API tables (and their append-only triggers) to the newest
+        revision; False for a database someone else keeps migrated.
     """
 
     def __init__(self, url: str, *, create_tables: bool = True) -> None:
@@ -97,9 +124,7 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self.sessions, "before_flush", _refuse_changes)
         if create_tables:
-            Base.metadata.create_all(self.engine)
-            with self.engine.begin() as connection:
-                install_append_only(connection)
+            migrate(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

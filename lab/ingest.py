@@ -1136,7 +1136,6 @@ def _store_rows(connection: Connection, session: Session, item: Item, raw: RawTa
     keep = np.flatnonzero(validated.row_ok)
     keys = validated.record_keys[keep].tolist()
     existing = _existing_keys(connection, item, keys)
-    hashes = validated.content_hash[keep].tolist()
     insert_rows: list[int] = []
     versions: list[int] = []
     supersedes: list[object] = []
@@ -1144,23 +1143,27 @@ def _store_rows(connection: Connection, session: Session, item: Item, raw: RawTa
     superseded_ids: list[int] = []
     unchanged = 0
     withdrawn_rows: list[int] = []
-    for index, key, content in zip(keep.tolist(), keys, hashes, strict=True):
-        found = existing.get(key)
-        if found is None:
-            insert_rows.append(index)
-            versions.append(1)
-            supersedes.append(None)
-            disputed.append(False)
-        elif found[3] == STATE_WITHDRAWN:
-            withdrawn_rows.append(index)
-        elif found[0] == content:
-            unchanged += 1
-        else:
-            insert_rows.append(index)
-            versions.append(found[2] + 1)
-            supersedes.append(found[1])
-            disputed.append(found[4])
-            superseded_ids.append(found[1])
+    if not existing:  # nothing stored under these keys: every valid row is new
+        insert_rows = keep.tolist()
+    else:
+        hashes = validated.content_hash[keep].tolist()
+        for index, key, content in zip(keep.tolist(), keys, hashes, strict=True):
+            found = existing.get(key)
+            if found is None:
+                insert_rows.append(index)
+                versions.append(1)
+                supersedes.append(None)
+                disputed.append(False)
+            elif found[3] == STATE_WITHDRAWN:
+                withdrawn_rows.append(index)
+            elif found[0] == content:
+                unchanged += 1
+            else:
+                insert_rows.append(index)
+                versions.append(found[2] + 1)
+                supersedes.append(found[1])
+                disputed.append(found[4])
+                superseded_ids.append(found[1])
     for index in withdrawn_rows:
         quarantine.append((batch.id, item.code, raw.path.name, index + _FIRST_DATA_ROW,
                            item.key[0], key_header, Reason.WITHDRAWN.value,
@@ -1176,17 +1179,28 @@ def _store_rows(connection: Connection, session: Session, item: Item, raw: RawTa
     rows_idx = np.array(insert_rows, dtype=np.int64)
     entity = checks[item.entity].values[rows_idx]
     data_dates = record_data_dates(item, validated, batch.data_date)[rows_idx]
-    columns = [spec.name for spec in item.fields] + [
-        "batch_id", "provider", "data_date", "source_row", "entity_key", "record_key",
-        "content_hash", "version", "state", "disputed", "supersedes_id", "recorded_at"]
     n_new = len(insert_rows)
-    stamp = _timestamp(connection, received)
-    data = [checks[spec.name].values[rows_idx].tolist() for spec in item.fields] + [
-        [batch.id] * n_new, [batch.provider] * n_new, data_dates.tolist(),
-        (rows_idx + _FIRST_DATA_ROW).tolist(), entity.tolist(),
-        validated.record_keys[rows_idx].tolist(), validated.content_hash[rows_idx].tolist(),
-        versions, [STATE_CURRENT] * n_new, disputed, supersedes, [stamp] * n_new]
-    bulk_insert(connection, item.table_name, columns, zip(*data, strict=True), n_new)
+    # Same on every row: given once, not bound a million times (lab.store.bulk).
+    constants: dict[str, object] = {
+        "batch_id": batch.id, "provider": batch.provider, "state": STATE_CURRENT,
+        "recorded_at": _timestamp(connection, received)}
+    per_row: dict[str, list[object]] = {}
+    for spec in item.fields:
+        values = checks[spec.name].values[rows_idx]
+        if values.dtype == object and all(value is None for value in values):
+            constants[spec.name] = None  # a column this provider leaves empty
+        else:
+            per_row[spec.name] = values.tolist()
+    per_row.update({
+        "data_date": data_dates.tolist(), "source_row": (rows_idx + _FIRST_DATA_ROW).tolist(),
+        "entity_key": entity.tolist(), "record_key": validated.record_keys[rows_idx].tolist(),
+        "content_hash": validated.content_hash[rows_idx].tolist()})
+    if superseded_ids:
+        per_row.update({"version": versions, "disputed": disputed, "supersedes_id": supersedes})
+    else:  # all new keys: first versions, undisputed, superseding nothing
+        constants.update({"version": 1, "disputed": False, "supersedes_id": None})
+    bulk_insert(connection, item.table_name, list(per_row),
+                zip(*per_row.values(), strict=True), n_new, constants=constants)
     bulk_insert(connection, QuarantinedRow.__tablename__,
                 ["batch_id", "item", "file_name", "row", "field", "header", "reason_code",
                  "reason", "value_masked"], quarantine, len(quarantine))

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lab.catalog import CATALOG
 from lab.store import Store, StoreError, make_engine, open_store
-from lab.store.bulk import bulk_insert
+from lab.store.bulk import bulk_insert, sqlite_literal
 from lab.store.engine import alembic_config
 from lab.store.models import Base, Batch, record_model
 from lab.store.testing import BACKENDS, temporary_store
@@ -81,6 +81,46 @@ def test_bulk_insert_round_trips_types_and_one_current_version_per_key(store: St
         assert stored.address is None
     with pytest.raises(IntegrityError), store.engine.begin() as connection:
         bulk_insert(connection, model.__tablename__, columns, [row], 1)
+
+
+def test_bulk_insert_constants_are_stored_as_if_bound_per_row(store: Store) -> None:
+    """Constant columns (given once, as SQL literals on SQLite) read back like bound values."""
+    batch_id = _batch(store)
+    model = record_model("electricity")
+    columns = ["uscc", "grid_account_no", "stat_date", "data_date", "entity_key", "record_key",
+               "content_hash"]
+    rows = [("914403001922038216", f"12000000000{i}", "2025-06-30", "2025-06-30",
+             "914403001922038216",
+             f"12000000000{i}|2025-06-30", i) for i in range(3)]
+    stamp = dt.datetime(2025, 7, 15, 9, tzinfo=dt.UTC)
+    constants = {"enterprise_name": "某公司", "batch_id": batch_id, "provider": "o'grid",
+                 "state": "current", "version": 1,
+                 "disputed": True, "in_arrears_now": False, "supersedes_id": None,
+                 "address": None,
+                 "recorded_at": (stamp.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+                                 if store.dialect == "sqlite" else stamp)}
+    with store.engine.begin() as connection:
+        assert bulk_insert(connection, model.__tablename__, columns, iter(rows), 3,
+                           constants=constants) == 3
+    with store.session() as session:
+        stored = session.scalars(select(model).order_by(model.content_hash)).all()
+    assert [r.grid_account_no for r in stored] == ["120000000000", "120000000001",
+                                                   "120000000002"]
+    for record in stored:
+        assert (record.batch_id, record.provider, record.state, record.version) == (
+            batch_id, "o'grid", "current", 1)
+        assert record.disputed is True and record.in_arrears_now is False
+        assert record.supersedes_id is None and record.address is None
+        assert record.recorded_at.replace(tzinfo=None) == stamp.replace(tzinfo=None)
+
+
+def test_sqlite_literal_refuses_what_it_cannot_write_exactly() -> None:
+    assert sqlite_literal("it's") == "'it''s'"
+    assert (sqlite_literal(None), sqlite_literal(True), sqlite_literal(-7)) == ("NULL", "1", "-7")
+    with pytest.raises(TypeError, match="bind it per row"):
+        sqlite_literal(0.1)
+    with pytest.raises(ValueError, match="NUL"):
+        sqlite_literal("a\x00b")
 
 
 def test_engine_refuses_other_backends_with_a_remedy() -> None:

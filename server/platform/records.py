@@ -102,10 +102,14 @@ class StoreRecords:
         self._records = {item.code: select(record_model(item).__table__).where(
             record_model(item).__table__.c.entity_key == bindparam("subject"))
             for item in CATALOG}
-        self._events = select(StoreEvent.__table__).where(
-            StoreEvent.__table__.c.item == bindparam("item"),
-            StoreEvent.__table__.c.record_id.in_(bindparam("ids", expanding=True)),
-        ).order_by(StoreEvent.__table__.c.at)
+        # The subject's events by a subquery, not an expanding IN list: an IN list
+        # of varying length is compiled anew on every request.
+        events = StoreEvent.__table__
+        self._events = {item.code: select(events).where(
+            events.c.item == item.code,
+            events.c.record_id.in_(select(record_model(item).__table__.c.id).where(
+                record_model(item).__table__.c.entity_key == bindparam("subject"))),
+        ).order_by(events.c.at) for item in CATALOG}
 
     def item_records(self, subject: str, item: Item, *, history: bool = True) -> SubjectRecords:
         """The subject's current records of ``item`` (newest data first) and their history."""
@@ -125,8 +129,8 @@ class StoreRecords:
                     data_date=row.data_date, provider=row.provider, version=row.version,
                     disputed=bool(row.disputed), recorded_at=_aware(row.recorded_at)))
             if history and rows:
-                events = connection.execute(self._events, {
-                    "item": item.code, "ids": [r.id for r in rows]}).all()
+                events = connection.execute(self._events[item.code],
+                                            {"subject": subject}).all()
                 for event in events:
                     kind = event_kind(event.action)
                     view = HistoryEvent(at=_aware(event.at), action=event.action, kind=kind,

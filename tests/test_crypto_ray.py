@@ -2,7 +2,7 @@
 
 Against a local Ray instance with 2 CPUs: DJN and CRT (owner) encryption,
 ``Xᵀ[[e]]``, re-randomisation with factors computed on Ray, and CRT
-decryption give the in-process results — bit-identical where the operation
+decryption and PSI blinding give the in-process results — bit-identical where the operation
 is deterministic, otherwise the same plaintexts under phe's own decryption —
 and the work really ran as Ray tasks. Also: ``CREDITLAB_CRYPTO_RAY_ADDRESS``
 selects Ray in :func:`crypto.pool.get_pool`, and a bad address fails fast
@@ -200,6 +200,27 @@ def test_get_pool_honours_the_ray_address(ray_executor, monkeypatch) -> None:
     monkeypatch.setenv("CREDITLAB_CRYPTO_WORKERS", "2")
     try:
         assert isinstance(crypto_pool.get_pool(), ProcessPoolExecutor)
+    finally:
+        crypto_pool.shutdown_pool()
+
+
+def test_psi_blinding_on_ray_equals_in_process(ray_executor, monkeypatch) -> None:
+    """PSI's batch hash-to-group and scalar multiplications run on the party's Ray pool too."""
+    from crypto.psi import PsiParty
+
+    ids = [f"91120000{i:09d}X"[:18] for i in range(20_000)]  # 2 × MIN_ITEMS_PER_WORKER
+    party, peer = PsiParty(), PsiParty()
+    own_here = party.blind_own(ids, workers=1)
+    other_here = peer.blind_other(own_here, workers=1)
+    crypto_pool.shutdown_pool()
+    monkeypatch.setenv(ENV_RAY_ADDRESS, "auto")
+    try:
+        pool = crypto_pool.get_pool()
+        assert isinstance(pool, RayExecutor)
+        before = pool.tasks_submitted
+        assert np.array_equal(party.blind_own(ids, workers=2), own_here)
+        assert np.array_equal(peer.blind_other(own_here, workers=2), other_here)
+        assert pool.tasks_submitted - before == 4  # two chunks per step, as Ray tasks
     finally:
         crypto_pool.shutdown_pool()
 

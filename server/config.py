@@ -73,9 +73,14 @@ class PlatformSettings(_EnvSettings):
         Server-side secret mixed into every API-key digest
         (``CREDITLAB_KEY_PEPPER``): a copy of the key table alone cannot be
         used to test guessed keys. Required; at least 16 characters.
-    models : list of Path
-        Directories of platform model parts (``save_part`` output) this
-        platform serves partial scores for.
+    models : dict
+        Directory of each platform model part (``save_part`` output) this
+        platform serves partial scores for → the name of the bank institution
+        that trained it jointly with the platform, the only one it answers
+        (``CREDITLAB_MODELS='{"runs/<exp>/<run>/platform/model": "某银行"}'``).
+        Why bound: the platform part's weights are that bank's model; another
+        bank querying it, even for subjects that authorized that other bank,
+        could fit the weights from the answers.
     features : Path, optional
         CSV of the platform's serving features, one row per subject, with the
         models' feature columns (the experiment's platform table, or a feature
@@ -96,7 +101,7 @@ class PlatformSettings(_EnvSettings):
 
     db_url: str = "sqlite:///creditlab.db"
     key_pepper: SecretStr
-    models: list[Path] = Field(default_factory=list)
+    models: dict[Path, str] = Field(default_factory=dict)
     features: Path | None = None
     features_id_column: str = "id"
     feature_items: dict[str, int] = Field(default_factory=dict)
@@ -110,6 +115,22 @@ class PlatformSettings(_EnvSettings):
                 "CREDITLAB_KEY_PEPPER must be at least 16 characters; generate one with "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_name_a_bank(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            raise ValueError(
+                "CREDITLAB_MODELS must be a JSON object naming the bank institution each "
+                'model part is served to: {"<model dir>": "<bank institution name>"}')
+        unnamed = [str(path) for path, bank in value.items()
+                   if not isinstance(bank, str) or not bank.strip()]
+        if unnamed:
+            raise ValueError(
+                f"CREDITLAB_MODELS must name the bank institution of every model part; "
+                f"none given for {', '.join(unnamed)}. Use a JSON object "
+                '{"<model dir>": "<bank institution name>"}')
         return value
 
     @field_validator("feature_items")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from test_server_support import (  # noqa: F401 - fixtures
+    PEPPER,
     PERSON_ID,
     SUBJECT_WITH_EVERYTHING,
     World,
@@ -22,6 +23,7 @@ from test_server_support import (  # noqa: F401 - fixtures
     trained,
 )
 
+from server.config import PlatformSettings
 from server.platform.db import AppendOnlyError, Database
 from server.platform.tables import ApiKey, AuditEvent
 
@@ -399,14 +401,37 @@ def test_partial_scores_only_for_authorized_subjects(world: World) -> None:
     assert sorted(i["item"] for i in items) == list(range(1, 11))
     total = sum(i["contribution"] for i in items)
     assert total == pytest.approx(body["scores"][0]["partial_logit"], abs=1e-12)
-    # bank B holds no authorization for ``allowed``
-    other = _partial(world, world.bank_b_key, [allowed]).json()
-    assert other["scores"] == [] and other["refused"][0]["code"] == "no_authorization"
 
 
 def test_partial_scores_unknown_model(world: World) -> None:
     response = _partial(world, world.bank_a_key, [world.trained.usccs[0]], model_id="f" * 32)
     assert (response.status_code, error_code(response)) == (404, "model_not_found")
+
+
+def test_another_banks_model_is_not_served_even_with_an_authorization(world: World) -> None:
+    """The part is bank A's model: bank B, authorized for the subject, gets what an unknown
+    id gets (its answers would let it fit bank A's weights), and no score is computed."""
+    subject = world.trained.usccs[23]
+    world.authorize(world.bank_b, subject, items=[9], scoring=True)
+    before = len(audit_rows(world))
+    response = _partial(world, world.bank_b_key, [subject])
+    assert (response.status_code, error_code(response)) == (404, "model_not_found")
+    assert "scores" not in response.json()
+    [row] = audit_rows(world)[before:]
+    assert (row["institution_id"], row["outcome"], row["status_code"]) == (
+        world.bank_b, "refused", 404)
+    world.authorize(world.bank_a, subject, items=[], scoring=True)
+    assert [s["uscc"] for s in _partial(world, world.bank_a_key, [subject]).json()["scores"]
+            ] == [subject]
+
+
+def test_models_must_name_their_bank(world: World) -> None:
+    model_dir = world.trained.run_dir / "platform" / "model"
+    for value, message in (
+            (f'["{model_dir}"]', "JSON object naming the bank institution"),
+            (f'{{"{model_dir}": " "}}', "must name the bank institution")):
+        with pytest.raises(ValueError, match=message):
+            PlatformSettings.from_env({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": value})
 
 
 # --------------------------------------------------------------------------- audit and usage

@@ -36,6 +36,8 @@ from server.platform.tables import Role
 ROOT = Path(__file__).resolve().parents[1]
 PEPPER = "test-pepper-0123456789abcdef"
 BANK_CLIENT_KEY = "loan-system-key-for-tests"
+BANK_A = "甲银行"
+"""The bank institution that trained the test model with the platform (its part is served to it)."""
 ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
 
@@ -284,7 +286,7 @@ class World:
 
 def platform_settings(trained: TrainedRun, db_url: str) -> PlatformSettings:
     return PlatformSettings(
-        db_url=db_url, key_pepper=PEPPER, models=[trained.run_dir / "platform" / "model"],
+        db_url=db_url, key_pepper=PEPPER, models={trained.run_dir / "platform" / "model": BANK_A},
         features=trained.platform_csv, feature_items=feature_items(trained.platform_features))
 
 
@@ -310,7 +312,7 @@ def make_world(trained: TrainedRun, root: Path) -> Iterator[World]:
             assert key.status_code == 201, key.text
             return iid, key.json()["api_key"]
 
-        bank_a, bank_a_key = institution("甲银行", Role.bank)
+        bank_a, bank_a_key = institution(BANK_A, Role.bank)
         bank_b, bank_b_key = institution("乙银行", Role.bank)
         provider, provider_key = institution("国网天津市电力公司", Role.provider,
                                              "state_grid_tianjin")

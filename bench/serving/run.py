@@ -265,6 +265,10 @@ async def open_loop(client, make_request, rate: float,
     return result
 
 
+BANK = "基准银行"
+"""The bank institution the bench's model part is served to."""
+
+
 def machine() -> dict[str, object]:
     cpu = "unknown"
     try:
@@ -289,7 +293,7 @@ def setup(root: Path) -> tuple[dict[str, str], dict[str, object]]:
     trained = train_breast_with_usccs(root)
     db_url = f"sqlite:///{root / 'platform.db'}"
     env = {"CREDITLAB_DB_URL": db_url, "CREDITLAB_KEY_PEPPER": PEPPER,
-           "CREDITLAB_MODELS": json.dumps([str(trained.run_dir / "platform" / "model")]),
+           "CREDITLAB_MODELS": json.dumps({str(trained.run_dir / "platform" / "model"): BANK}),
            "CREDITLAB_FEATURES": str(trained.platform_csv),
            "CREDITLAB_FEATURE_ITEMS": json.dumps(feature_items(trained.platform_features))}
     settings = PlatformSettings.from_env(env)
@@ -305,7 +309,7 @@ async def provision(base: str, operator_key: str, subjects: list[str]) -> tuple[
     """A bank with a key and, per subject, an authorization covering item 9 and scoring."""
     op = {"X-API-Key": operator_key}
     async with httpx.AsyncClient(base_url=base, headers=op) as client:
-        bank = (await client.post("/v1/institutions", json={"name": "基准银行",
+        bank = (await client.post("/v1/institutions", json={"name": BANK,
                                                               "role": "bank"})).json()["id"]
         key = (await client.post(f"/v1/institutions/{bank}/keys", json={})).json()["api_key"]
         expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()

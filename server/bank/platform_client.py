@@ -79,8 +79,9 @@ class PlatformClient:
                            "must check CREDITLAB_BANK_PLATFORM_API_KEY")
         if status == 404:
             raise ApiError(502, "model_mismatch",
-                           "the platform does not serve the platform part this bank model was "
-                           "trained with; deploy the same run's parts on both sides")
+                           "the platform does not serve this bank the platform part its model "
+                           "was trained with; deploy the same run's parts on both sides, with "
+                           "this bank's institution named for the part in CREDITLAB_MODELS")
         if status != 200:
             raise ApiError(502, "platform_error",
                            f"the platform answered HTTP {status}; no score was made")

@@ -45,6 +45,8 @@ class PlatformScorer:
     ----------
     parts : list of ServedPart
         Platform parts, addressed by their ``part_id`` (the model id a bank sends).
+    bank_of : dict
+        ``part_id`` → name of the bank institution each part is served to.
     features : FeatureTable or None
         Serving features with at least every part's columns.
     feature_items : dict
@@ -59,8 +61,9 @@ class PlatformScorer:
     """
 
     def __init__(self, parts: list[ServedPart], features: FeatureTable | None,
-                 feature_items: dict[str, int]) -> None:
+                 feature_items: dict[str, int], bank_of: dict[str, str]) -> None:
         self.parts = {p.part_id: p for p in parts}
+        self.bank_of = bank_of
         self.features = features
         feature_items = {**derived_feature_items(), **feature_items}
         self.item_of: dict[str, list[int]] = {}
@@ -81,18 +84,30 @@ class PlatformScorer:
                 raise ValueError(f"the serving features lack the columns {', '.join(missing)} "
                                  f"of part {part.part_id}")
             self.item_of[part.part_id] = [feature_items[f] for f in part.feature_names]
+            if not bank_of.get(part.part_id):
+                raise ValueError(f"part {part.part_id} names no bank to serve it to")
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> PlatformScorer:
         """Load every configured part and the feature columns they need."""
-        parts = [ServedPart.load(Path(d)) for d in settings.models]
+        loaded = [(ServedPart.load(Path(d)), bank) for d, bank in settings.models.items()]
+        parts = [part for part, _ in loaded]
         columns = sorted({f for p in parts for f in p.feature_names})
         features = None
         if parts and settings.features is not None:
             features = FeatureTable.from_csv(settings.features,
                                              id_column=settings.features_id_column,
                                              features=columns)
-        return cls(parts, features, settings.feature_items)
+        return cls(parts, features, settings.feature_items,
+                   {part.part_id: bank for part, bank in loaded})
+
+    def part_for(self, model_id: str, bank: str) -> ServedPart | None:
+        """The part ``model_id`` if it is served to the institution named ``bank``, else None.
+
+        Another bank's part is answered like an unknown one (no hint that it exists).
+        """
+        part = self.parts.get(model_id)
+        return part if part is not None and self.bank_of[model_id] == bank else None
 
     def items_of(self, model_id: str) -> list[int]:
         """The catalog items a model's features come from (sorted, distinct)."""

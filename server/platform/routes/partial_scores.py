@@ -1,6 +1,8 @@
 """Partial scores for federated inference (DESIGN §4.4).
 
-A bank sends a model id and some USCCs; for each USCC the platform checks
+A bank sends a model id and some USCCs. The model must be one the platform
+serves to *that bank* (``CREDITLAB_MODELS`` binds each part to the bank that
+trained it; another bank's id is answered as unknown). For each USCC it checks
 that a live authorization of *that bank*, for that subject and purpose,
 allows scoring, and only then computes ``u_p``. The rest are listed as
 refused with the reason — never scored, never guessed. Each used catalog
@@ -39,10 +41,11 @@ async def partial_scores(body: PartialScoreRequest, caller: BankCaller, session:
     audit.purpose = body.purpose.value
     subjects = list(dict.fromkeys(body.usccs))
     audit.subjects = subjects
-    part = scorer.parts.get(body.model_id)
+    part = scorer.part_for(body.model_id, caller.name)
     if part is None:
-        raise ApiError(404, "model_not_found", "the platform serves no model with this id; "
-                       "use the platform part id from the run's manifest.json")
+        raise ApiError(404, "model_not_found", "the platform serves no model with this id to "
+                       "this bank; use the platform part id from the run's manifest.json, and "
+                       "ask the platform operator to serve that part to your institution")
     scores: list[PartialScoreOut] = []
     refused: list[PartialScoreRefusal] = []
     for uscc in subjects:

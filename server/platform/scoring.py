@@ -45,13 +45,13 @@ class PlatformScorer:
     ----------
     parts : list of ServedPart
         Platform parts, addressed by their ``part_id`` (the model id a bank sends).
-    bank_of : dict
-        ``part_id`` → name of the bank institution each part is served to.
     features : FeatureTable or None
         Serving features with at least every part's columns.
     feature_items : dict
         Catalog item (1..10) of each platform feature not derived by ``lab.features``
         (whose items are known from their definitions).
+    bank_of : dict
+        ``part_id`` → name of the bank institution each part is served to.
 
     Raises
     ------

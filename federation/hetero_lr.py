@@ -51,8 +51,10 @@ from crypto.vector import (
     decrypt_vector,
     draw_mask,
     encrypt_vector,
+    pack,
     rerandomize,
     unmask,
+    unpack,
     xt_e,
 )
 from models.lr import LRPart
@@ -127,31 +129,47 @@ class _Party:
     def _quantised(self, X: np.ndarray) -> np.ndarray:
         return quantise_features(X, FEATURE_FRAC_BITS, max_abs=FEATURE_MAX_ABS)
 
+    def _largest_bits(self, rows: int) -> int:
+        """Bit length bounding |entry| of a product over ``rows`` rows (the codec's limits)."""
+        return max_plain_bits(rows, FEATURE_MAX_ABS, self.codec.max_abs,
+                              self.codec.frac_bits + FEATURE_FRAC_BITS)
+
     def mask_bits(self, rows: int) -> int:
         """Width of a fresh mask for a sum over ``rows`` products (why: DESIGN §4.1 guard)."""
-        largest = max_plain_bits(rows, FEATURE_MAX_ABS, self.codec.max_abs,
-                                 self.codec.frac_bits + FEATURE_FRAC_BITS)
-        return largest + MASK_MARGIN_BITS
+        return self._largest_bits(rows) + MASK_MARGIN_BITS
+
+    def _slot_bits(self, rows: int) -> int:
+        """Width of one packed masked entry: offset value < 2^(largest+1), plus the mask."""
+        return self.mask_bits(rows) + 1
 
     def _masked_product(self, X_rows: np.ndarray, peer_vector: EncryptedVector
                         ) -> tuple[EncryptedVector, list[int]]:
-        """[[X_rowsᵀ v + r]] under the peer's key, and the fresh mask r kept here.
+        """[[X_rowsᵀ v + r]] under the peer's key, packed, and what we subtract later.
 
-        Re-randomised before it leaves: the peer chose the randomness inside
-        [[v]] and holds the key, so a product left as is would let it test
-        guesses about our features through the ciphertexts' randomness.
+        Each entry gets a fresh mask plus the offset ``2^largest``, which makes
+        it a non-negative integer below ``2^slot_bits`` so several entries
+        share one ciphertext (:func:`crypto.vector.pack`): the peer decrypts
+        one ciphertext per ~15 entries at 2048 bits. Re-randomised before it
+        leaves: the peer chose the randomness inside [[v]] and holds the key,
+        so a product left as is would let it test guesses about our features
+        through the ciphertexts' randomness.
         """
+        rows = X_rows.shape[0]
         product = xt_e(self._quantised(X_rows), FEATURE_FRAC_BITS, peer_vector, pool=self.pool)
-        mask = draw_mask(len(product), self.mask_bits(X_rows.shape[0]))
-        return rerandomize(add_mask(product, mask), self.peer_encryptor), mask
+        offset = 1 << self._largest_bits(rows)
+        mask = [r + offset for r in draw_mask(len(product), self.mask_bits(rows))]
+        packed = pack(add_mask(product, mask), self._slot_bits(rows))
+        return rerandomize(packed, self.peer_encryptor), mask
 
     def decrypt_for_peer(self, masked: EncryptedVector) -> list[int]:
-        """Decrypt the peer's masked vector under our key; we see only masked residues."""
+        """Decrypt the peer's packed masked vector under our key; we see only masked values."""
         return decrypt_residues(self.private_key, masked)
 
     def _unmask(self, residues: list[int], frac_bits: int) -> np.ndarray:
         assert self.pending is not None and self.pending.mask is not None
-        return unmask(residues, self.pending.mask, self.peer_public_key.n, frac_bits, self.codec)
+        mask, n = self.pending.mask, self.peer_public_key.n
+        values = unpack(residues, len(mask), self._slot_bits(len(self.pending.rows)), n)
+        return unmask(values, mask, n, frac_bits, self.codec)
 
     @property
     def product_frac_bits(self) -> int:

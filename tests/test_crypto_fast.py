@@ -172,3 +172,34 @@ def test_empty_vector_products_are_encryptions_of_zero(keys) -> None:
     ev = EncryptedVector(public_key, [], 20)
     out = xt_e(np.zeros((0, 3), dtype=np.int64), 16, ev)
     assert _phe_decrypt(private_key, out.ciphertexts) == [0, 0, 0]
+
+
+# --------------------------------------------------------------------------- packing
+@pytest.mark.parametrize("count", [1, 7, 15, 16, 31])
+def test_pack_holds_range_edges_and_phe_decrypts_the_slots(keys, count: int) -> None:
+    from crypto.vector import pack, slots_per_ciphertext, unpack
+
+    pk, sk = keys
+    n, slot_bits = int(pk.n), 135
+    per = slots_per_ciphertext(n, slot_bits)
+    rng = np.random.default_rng(count)
+    edges = [0, (1 << slot_bits) - 1, 1, 1 << (slot_bits - 1)]
+    values = (edges + [int(rng.integers(0, 2**62)) << 70 for _ in range(count)])[:count]
+    ev = EncryptedVector(pk, DJNEncryptor(pk).encrypt_ints(values), 0)
+    packed = pack(ev, slot_bits)
+    assert len(packed) == -(-count // per)
+    plain = _phe_decrypt(sk, packed.ciphertexts)  # phe's own decryption of what travels
+    assert unpack(plain, count, slot_bits, n) == values
+    assert plain[0] == sum(v << (slot_bits * j) for j, v in enumerate(values[:per]))
+
+
+def test_pack_refuses_slots_that_do_not_fit(keys) -> None:
+    from crypto.errors import CryptoError
+    from crypto.vector import pack, unpack
+
+    pk, _ = keys
+    ev = EncryptedVector(pk, DJNEncryptor(pk).encrypt_ints([1, 2]), 0)
+    with pytest.raises(CryptoError, match="does not fit"):
+        pack(ev, int(pk.n).bit_length())
+    with pytest.raises(CryptoError, match="cannot hold"):
+        unpack([1, 2], 3, 135, int(pk.n))

@@ -206,7 +206,7 @@ def test_bad_input_stops_with_a_clear_error(tmp_path: Path, setup, expected) -> 
 
 def test_masked_products_are_rerandomised_before_they_leave(breast_run) -> None:
     """The key owner must not be able to read our features from the ciphertext randomness."""
-    from crypto.vector import add_mask, decrypt_residues, xt_e
+    from crypto.vector import add_mask, decrypt_residues, pack, xt_e
     from federation.hetero_lr import FEATURE_FRAC_BITS
     from federation.session import open_session
 
@@ -217,8 +217,38 @@ def test_masked_products_are_rerandomised_before_they_leave(breast_run) -> None:
     platform.party.encrypt_quarter_logits(rows)
     sent, _ = platform.party.masked_gradient(residuals)
     mask = platform.party.pending.mask
-    deterministic = add_mask(xt_e(platform.party._quantised(platform.party.X[rows]),
-                                  FEATURE_FRAC_BITS, residuals), mask)
+    slot_bits = platform.party.mask_bits(len(rows)) + 1
+    deterministic = pack(add_mask(xt_e(platform.party._quantised(platform.party.X[rows]),
+                                       FEATURE_FRAC_BITS, residuals), mask), slot_bits)
     assert decrypt_residues(bank.private_key, sent) == decrypt_residues(bank.private_key,
                                                                         deterministic)
     assert all(a != b for a, b in zip(sent.ciphertexts, deterministic.ciphertexts, strict=True))
+
+
+def test_masked_products_travel_packed_and_unpack_exactly(breast_run) -> None:
+    """Several masked entries per ciphertext; the owner recovers exactly Xᵀd (integers)."""
+    from crypto.vector import decrypt_residues, slots_per_ciphertext, unpack, xt_e
+    from federation.hetero_lr import FEATURE_FRAC_BITS, MASK_MARGIN_BITS
+    from federation.session import open_session
+
+    _, run_dir = breast_run
+    platform, bank = open_session(run_dir / "platform"), open_session(run_dir / "bank")
+    rows = platform.arrays["train"][:64]
+    residuals = bank.party.encrypt_residuals(rows)
+    platform.party.encrypt_quarter_logits(rows)
+    sent, _ = platform.party.masked_gradient(residuals)
+    features = platform.party.X.shape[1]
+    n = bank.public_key.n
+    slot_bits = platform.party.mask_bits(len(rows)) + 1
+    per = slots_per_ciphertext(n, slot_bits)
+    assert per >= 2 and len(sent) == -(-features // per) < features
+    seen = decrypt_residues(bank.private_key, sent)  # all the key owner ever sees
+    values = unpack(seen, features, slot_bits, n)
+    mask = platform.party.pending.mask
+    largest = platform.party.mask_bits(len(rows)) - MASK_MARGIN_BITS
+    assert all(0 <= v < 1 << slot_bits for v in values)
+    assert all(m >= 1 << largest for m in mask)  # the offset that keeps slots non-negative
+    exact = xt_e(platform.party._quantised(platform.party.X[rows]), FEATURE_FRAC_BITS,
+                 residuals)
+    expected = [(r % n) for r in decrypt_residues(bank.private_key, exact)]
+    assert [(v - m) % n for v, m in zip(values, mask, strict=True)] == expected

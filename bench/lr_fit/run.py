@@ -91,6 +91,7 @@ PRIMITIVES: dict[str, tuple[str, Callable[..., int]]] = {
     "xt_e": ("xt_e", lambda X_q, *a, **k: int(np.size(X_q))),
     "add_mask": ("masking", lambda ev, *a, **k: len(ev)),
     "draw_mask": ("masking", lambda count, *a, **k: 0),
+    "pack": ("packing", lambda ev, *a, **k: len(ev)),
     "rerandomize": ("rerandomization", lambda ev, *a, **k: len(ev)),
     "decrypt_residues": ("decryption", lambda sk, ev, *a, **k: len(ev)),
     "decrypt_vector": ("decryption", lambda sk, ev, *a, **k: len(ev)),
@@ -318,20 +319,33 @@ class _BaselineEncryptor(DJNEncryptor):
         return 0
 
 
+def _one_per_ciphertext(ev: Any, _slot_bits: int) -> Any:
+    """Baseline ``pack``: every masked entry stays in a ciphertext of its own."""
+    return ev
+
+
+def _values_as_decrypted(residues: list[int], count: int, _slot_bits: int, _n: int
+                         ) -> list[int]:
+    """Baseline ``unpack``: one decrypted residue per entry."""
+    return list(residues)[:count]
+
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "fast": {},
     "baseline": {"xt_e": functools.partial(xt_e, group_equal=False),
-                 "DJNEncryptor": _BaselineEncryptor},
+                 "DJNEncryptor": _BaselineEncryptor, "pack": _one_per_ciphertext,
+                 "unpack": _values_as_decrypted},
 }
 """``baseline`` switches off the fast paths (equal-value grouping in ``Xᵀ[[e]]``,
 CRT encryption by the key owner, randomness precomputed while a party waits
-for the other), so before/after come from one run."""
+for the other, several masked entries per decrypted ciphertext), so
+before/after come from one run."""
 
 
 def run_once(bits: int, epochs: int, workdir: Path, variant: str = "fast") -> dict[str, Any]:
     """One whole run at ``bits``; returns phases, per-epoch shares and AUCs."""
     timers = Timers()
-    patched = [*PRIMITIVES, "DJNEncryptor"]
+    patched = [*PRIMITIVES, "DJNEncryptor", "unpack"]
     originals = {name: getattr(hetero_lr, name) for name in patched}
     for name, replacement in VARIANTS[variant].items():
         setattr(hetero_lr, name, replacement)
@@ -423,7 +437,8 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def primitive_floor(bits: int, variant: str, rows: int = 9600) -> dict[str, float]:
+def primitive_floor(bits: int, variant: str, rows: int = 9600,
+                    batch_rows: int = 10_000) -> dict[str, float]:
     """Single-core CPU seconds per item of each primitive, in this process, no pool.
 
     The inputs are the job's own: default_credit's standardised columns of
@@ -435,9 +450,9 @@ def primitive_floor(bits: int, variant: str, rows: int = 9600) -> dict[str, floa
     """
     import pandas as pd
 
-    from crypto.codec import FixedPointCodec, quantise_features
+    from crypto.codec import FixedPointCodec, max_plain_bits, quantise_features
     from crypto.paillier import decrypt_ints, generate_keypair
-    from crypto.vector import encrypt_vector, rerandomize
+    from crypto.vector import encrypt_vector, pack, rerandomize
 
     public_key, private_key = generate_keypair(bits, test_only=bits < 2048)
     codec = FixedPointCodec()
@@ -468,8 +483,13 @@ def primitive_floor(bits: int, variant: str, rows: int = 9600) -> dict[str, floa
     small = type(ev)(public_key, ev.ciphertexts[:200], ev.frac_bits)
     rr_s = cpu(lambda: rerandomize(small, peer))
     dec_s = cpu(lambda: decrypt_ints(private_key, small.ciphertexts))
+    slot_bits = max_plain_bits(batch_rows, hetero_lr.FEATURE_MAX_ABS, codec.max_abs,
+                               codec.frac_bits + hetero_lr.FEATURE_FRAC_BITS
+                               ) + hetero_lr.MASK_MARGIN_BITS + 1
+    pack_s = cpu(lambda: pack(small, slot_bits)) if variant != "baseline" else 0.0
     return {"encryption": enc_s / rows, "xt_e": xt_s / X_q.size,
-            "rerandomization": rr_s / 200, "decryption": dec_s / 200, "masking": 0.0}
+            "rerandomization": rr_s / 200, "decryption": dec_s / 200, "masking": 0.0,
+            "packing": pack_s / 200}
 
 
 def _floor_view(run: dict[str, Any], cost: dict[str, float], cores: int) -> dict[str, Any]:

@@ -239,6 +239,12 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score))
 
 
+def _ks(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_curve
+    fpr, tpr, _ = roc_curve(y, score)
+    return float(np.max(tpr - fpr))
+
+
 def _features(header: list[str], skip: set[str]) -> list[str]:
     return [c for c in header if c not in skip]
 
@@ -272,7 +278,7 @@ def evaluate_on_rows(run_dir: Path) -> dict[str, float]:
         X_p = plat_std.transform(X_p)
     z = bank_part.partial_logit(X_b) + plat_part.partial_logit(X_p)
     y = joined["y"].to_numpy()
-    out = {"auc_all_rows": _auc(y, z), "rows_all": int(len(y))}
+    out = {"auc_all_rows": _auc(y, z), "ks_all_rows": _ks(y, z), "rows_all": int(len(y))}
     session = run_dir / "bank"
     aligned = _saved_array(session, "aligned_rows")
     train = _saved_array(session, "train")

@@ -219,6 +219,21 @@ def test_authorization_input_is_checked(world: World) -> None:
     assert person.status_code == 201 and person.json()["subject_kind"] == "resident_id"
 
 
+@pytest.mark.parametrize("field", ["expires_at", "granted_at"])
+def test_datetime_without_offset_is_refused_naming_the_field(world: World, field: str) -> None:
+    """A consent's dates without a UTC offset are ambiguous by 8 hours here: 422, not 500."""
+    op = world.headers(world.operator_key)
+    body = {"subject_id": SUBJECT_WITH_EVERYTHING, "institution_id": world.bank_a,
+            "purpose": "loan_approval", "evidence": "x", "expires_at": "2030-01-01T00:00:00Z",
+            field: "2029-06-01T00:00:00"}
+    response = world.platform.post("/v1/authorizations", headers=op, json=body)
+    assert (response.status_code, error_code(response)) == (422, "invalid_request")
+    assert f"body.{field}" in response.json()["error"]["message"]
+    key = world.platform.post(f"/v1/institutions/{world.bank_a}/keys", headers=op,
+                              json={"expires_at": "2030-01-01T00:00:00"})
+    assert (key.status_code, error_code(key)) == (422, "invalid_request")
+
+
 # --------------------------------------------------------------------------- queries
 
 

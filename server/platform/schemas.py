@@ -13,7 +13,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from crypto.identifiers import normalise_id, resident_id_is_valid, uscc_is_valid
 from server.platform.tables import Role
@@ -136,9 +136,9 @@ class KeyOut(BaseModel):
 
 
 class KeyCreate(_In):
-    """Options for a new key."""
+    """Options for a new key (an expiry must carry its UTC offset, e.g. ``+08:00``)."""
 
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class KeyRotate(_In):
@@ -153,7 +153,9 @@ class AuthorizationCreate(_In):
     ``items`` are the catalog items whose sensitive fields may be shown (and
     item 2 at all); ``scoring`` lets the platform compute its partial score of
     the subject for this institution; ``evidence`` references the signed
-    document the operator keeps.
+    document the operator keeps. Dates must carry their UTC offset
+    (``2030-01-01T00:00:00+08:00``): a consent's end read in the wrong zone
+    would be off by hours, so a date without one is refused, not guessed.
     """
 
     subject_id: SubjectId
@@ -162,8 +164,8 @@ class AuthorizationCreate(_In):
     items: Annotated[list[CatalogItemNumber], Field(max_length=10)] = []
     scoring: bool = False
     evidence: Annotated[str, Field(min_length=1, max_length=200)]
-    granted_at: datetime | None = None
-    expires_at: datetime
+    granted_at: AwareDatetime | None = None
+    expires_at: AwareDatetime
 
 
 class AuthorizationRevoke(_In):

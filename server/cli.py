@@ -9,11 +9,19 @@ platform's audit table is the record of every access.
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from pydantic import ValidationError
+
 __all__ = ["register"]
+
+T = TypeVar("T")
 
 serve = typer.Typer(no_args_is_help=True, help="Run the platform API or the bank scoring API.")
 
@@ -21,11 +29,70 @@ Host = Annotated[str, typer.Option(help="interface to bind (loopback by default)
 Workers = Annotated[int, typer.Option(min=1, help="uvicorn worker processes")]
 
 
-def _run(factory: str, host: str, port: int, workers: int) -> None:
+def settings_problems(exc: ValidationError, env_prefix: str) -> str:
+    """One line per bad setting, named by its environment variable, without input values."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        name = env_prefix + loc[0].upper() if loc else env_prefix
+        inner = f" ({'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        lines.append(f"  {name}{inner}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def _preflight(build: Callable[[], T], env_prefix: str) -> T:
+    """Build the app once here, so a bad setting is one clear line, not a worker's traceback.
+
+    Everything ``create_app`` opens (settings, database and migrations, model
+    parts, serving features) is checked before uvicorn starts.
+    """
+    from pydantic import ValidationError
+
+    from lab.errors import CreditLabError
+
+    try:
+        return build()
+    except ValidationError as exc:
+        typer.echo(f"error: the settings are not valid:\n{settings_problems(exc, env_prefix)}",
+                   err=True)
+        raise typer.Exit(2) from exc
+    except (CreditLabError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _close(app: FastAPI) -> None:
+    """Run the app's shutdown (closes its database pools and HTTP client)."""
+    async def cycle() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    asyncio.run(cycle())
+
+
+def _run(app: FastAPI, factory: str, host: str, port: int, workers: int) -> None:
+    """Serve ``app`` itself in one process; several workers each build theirs from ``factory``."""
     import uvicorn
 
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+        return
+    _close(app)
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="info")
+
+
+def unregistered_banks(app: FastAPI) -> list[str]:
+    """Bank names in ``CREDITLAB_MODELS`` that no institution with role bank carries."""
+    from sqlalchemy import select
+
+    from server.platform.tables import Institution, Role
+
+    state = app.state.platform
+    with state.database.session() as session:
+        banks = set(session.scalars(select(Institution.name)
+                                    .where(Institution.role == Role.bank)))
+    return sorted(set(state.settings.models.values()) - banks)
 
 
 @serve.command("platform")
@@ -33,10 +100,15 @@ def serve_platform(host: Host = "127.0.0.1",
                    port: Annotated[int, typer.Option(help="TCP port")] = 8100,
                    workers: Workers = 1) -> None:
     """The platform API (queries, reports, authorizations, audit, partial scores)."""
-    from server.config import PlatformSettings
+    from server.platform import create_app
 
-    PlatformSettings.from_env()  # fail here, with the message, not inside a worker
-    _run("server.platform:create_app", host, port, workers)
+    app = _preflight(create_app, "CREDITLAB_")
+    for name in unregistered_banks(app):
+        typer.echo(f"warning: CREDITLAB_MODELS serves a model part to {name!r}, but no "
+                   "institution with role bank has that name yet; register it "
+                   "(POST /v1/institutions) or correct the name, or its partial scores "
+                   "answer 404 model_not_found", err=True)
+    _run(app, "server.platform:create_app", host, port, workers)
 
 
 @serve.command("bank")
@@ -44,10 +116,10 @@ def serve_bank(host: Host = "127.0.0.1",
                port: Annotated[int, typer.Option(help="TCP port")] = 8200,
                workers: Workers = 1) -> None:
     """The bank scoring API (federated inference with the platform)."""
-    from server.config import BankSettings
+    from server.bank import create_app
 
-    BankSettings.from_env()
-    _run("server.bank:create_app", host, port, workers)
+    app = _preflight(create_app, "CREDITLAB_BANK_")
+    _run(app, "server.bank:create_app", host, port, workers)
 
 
 @serve.command("bootstrap-operator")
@@ -58,7 +130,7 @@ def bootstrap(name: Annotated[str, typer.Argument(help="the operator institution
     from server.platform.admin import bootstrap_operator
     from server.platform.db import Database
 
-    settings = PlatformSettings.from_env()
+    settings = _preflight(PlatformSettings.from_env, "CREDITLAB_")
     database = Database(settings.db_url, create_tables=settings.create_tables)
     try:
         key = bootstrap_operator(database, settings, name)

@@ -54,7 +54,12 @@ class _EnvSettings(BaseModel):
             if raw is None:
                 continue
             text = raw.strip()
-            values[name] = json.loads(text) if text[:1] in "[{" else raw
+            try:
+                values[name] = json.loads(text) if text[:1] in "[{" else raw
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{cls.env_prefix}{name.upper()} is not valid JSON "
+                                 f"({exc.msg} at character {exc.pos}); check its quoting"
+                                 ) from None
         values.update(overrides)
         return cls.model_validate(values)
 

@@ -1,0 +1,77 @@
+"""``creditlab serve``: bad settings stop it with one line per problem, before uvicorn starts.
+
+A wrong setting used to surface as a worker's traceback (or, for a misspelt
+bank name, only as 404s later); these tests hold the command to a clear
+message naming the environment variable and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_server_support import PEPPER, World, make_world, trained  # noqa: F401 - fixtures
+from typer.testing import CliRunner
+
+from lab.cli import cli
+from server.cli import unregistered_banks
+from server.platform import create_app
+
+
+@pytest.fixture(scope="module")
+def world(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:  # noqa: F811
+    yield from make_world(trained, tmp_path_factory.mktemp("platform"))
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str,
+           **env: str) -> tuple[int, str]:
+    monkeypatch.chdir(tmp_path)
+    for name in ("CREDITLAB_KEY_PEPPER", "CREDITLAB_MODELS", "CREDITLAB_DB_URL",
+                 "CREDITLAB_BANK_MODEL_DIR", "CREDITLAB_BANK_PLATFORM_URL",
+                 "CREDITLAB_BANK_PLATFORM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["serve", command, "--port", "1"])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "CREDITLAB_KEY_PEPPER: Field required"),
+    ({"CREDITLAB_KEY_PEPPER": "short"}, "CREDITLAB_KEY_PEPPER: CREDITLAB_KEY_PEPPER must be at "
+                                        "least 16 characters"),
+    ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": '["runs/x/platform/model"]'},
+     'CREDITLAB_MODELS: CREDITLAB_MODELS must be a JSON object naming the bank'),
+    ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": "{runs/x: 甲银行}"},
+     "CREDITLAB_MODELS is not valid JSON"),
+    ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": '{"no/such/dir": "甲银行"}'},
+     "no/such/dir/part.json"),
+])
+def test_bad_platform_settings_stop_with_one_clear_line(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str],
+        expected: str) -> None:
+    code, output = _serve(monkeypatch, tmp_path, "platform", **env)
+    assert code == 2
+    assert output.startswith("error: ") and expected in output
+    assert "Traceback" not in output and "pydantic.dev" not in output
+
+
+def test_bad_bank_settings_name_every_missing_variable(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    code, output = _serve(monkeypatch, tmp_path, "bank")
+    assert code == 2
+    for name in ("CREDITLAB_BANK_MODEL_DIR", "CREDITLAB_BANK_PLATFORM_URL",
+                 "CREDITLAB_BANK_PLATFORM_API_KEY"):
+        assert f"{name}: Field required" in output
+
+
+def test_a_model_served_to_an_unregistered_bank_is_reported(world: World) -> None:
+    assert unregistered_banks(world.platform_app) == []
+    (model_dir,) = world.platform_settings.models
+    misspelt = create_app(world.platform_settings.model_copy(
+        update={"models": {model_dir: "甲银行 "}}))
+    try:
+        assert unregistered_banks(misspelt) == ["甲银行 "]
+    finally:
+        misspelt.state.platform.database.dispose()

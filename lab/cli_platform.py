@@ -105,7 +105,7 @@ def ingest(
     item: Annotated[str, typer.Argument(help="catalog item: code, number or 中文名")],
     file: Annotated[Path, typer.Argument(help="the delivered CSV (UTF-8, UTF-8 BOM, GBK) or XLSX")],
     provider: Annotated[str | None, typer.Option(
-        help="provider code, needed when the item has several")] = None,
+        help="provider code or Chinese name, needed when the item has several")] = None,
     data_date: Annotated[str | None, typer.Option(
         help="the batch's data date YYYY-MM-DD (default: latest in the file, else today)")] = None,
     by: Annotated[str, typer.Option("--by", help="who ingests")] = "ingest",

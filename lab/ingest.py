@@ -929,6 +929,11 @@ def _masked_cell(item: Item, name: str, raw: str, id_type: object) -> str | None
 
 
 def _resolve_provider(item: Item, provider: str | None) -> str:
+    """The provider code, given the code or the provider's Chinese name (``国网天津市电力公司``)."""
+    if provider is not None:
+        provider = provider.strip()
+        by_name = {PROVIDERS[c].name_zh: c for c in item.providers}
+        provider = by_name.get(provider, provider)
     if provider is None:
         if len(item.providers) == 1:
             return item.providers[0]

@@ -79,4 +79,7 @@ def test_the_example_experiment_matches_what_the_city_writes() -> None:
     assert spec["platform"]["features"] == list(FEATURE_NAMES)
     assert {k: spec["train"][k] for k in CITY_TRAIN} == CITY_TRAIN
     assert spec["bank"]["data"] == "../runs/city/city/banks/bank_1.csv"
+    assert (spec["platform"]["snapshot"], spec["platform"]["store"]) == (
+        1, "sqlite:///runs/city/platform.db")
+    assert "data" not in spec["platform"]
     assert spec["crypto"] == {"key_bits": 2048, "test_only_keys": False}

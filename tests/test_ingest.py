@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crypto.identifiers import USCC_ALPHABET, uscc_check_char
-from lab.catalog import ID_TYPE_RESIDENT, ID_TYPE_USCC, Item, get_item
+from lab.catalog import ID_TYPE_RESIDENT, ID_TYPE_USCC, PROVIDERS, Item, get_item
 from lab.errors import CreditLabError
 from lab.generate import CityManifest, _org_code, generate_city
 from lab.ingest import BatchRefused, FieldCheck, Reason, ingest_file, validate_frame
@@ -321,6 +321,14 @@ def test_items_with_several_providers_need_the_provider_named(store: Store, tmp_
     with pytest.raises(CreditLabError, match="does not provide"):
         ingest_file(store, item, path, provider="state_grid_tianjin")
     assert ingest_file(store, item, path, provider="tax_bureau").provider == "tax_bureau"
+
+
+def test_a_provider_may_be_named_as_the_catalog_writes_it(store: Store, tmp_path: Path) -> None:
+    """The refusal lists providers with their Chinese names, so those names are accepted too."""
+    item = get_item("medical_arrears")
+    path = _write(item, [_arrears(REAL_USCCS[0])], tmp_path / "m.csv")
+    chinese = PROVIDERS["tax_bureau"].name_zh
+    assert ingest_file(store, item, path, provider=f" {chinese} ").provider == "tax_bureau"
 
 
 def test_wrong_headers_refuse_the_whole_batch(store: Store, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/creditlab run examples/default_credit.toml
 	$(BIN)/creditlab city --enterprises 12000 --seed 7 --workdir runs/city
+	$(BIN)/python examples/serve_city.py --workdir runs/city
 
 test: venv
 	$(BIN)/python -m pytest -q

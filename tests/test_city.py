@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +68,16 @@ def test_city_scenario_joint_model_beats_bank_only(
     assert (tmp_path / "work" / "quality" / "quality.html").is_file()
     assert any("bank-only" in line for line in lines)
     assert any("exactly the rows the manifest marks dirty" in line for line in lines)
+
+    # the README's serving walk-through on this city: both APIs, a score, a refusal
+    example = Path(__file__).resolve().parents[1] / "examples" / "serve_city.py"
+    served = subprocess.run([sys.executable, str(example), "--workdir", str(tmp_path / "work")],
+                            capture_output=True, text=True, timeout=600)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert "masked=False" in served.stdout
+    assert re.search(r"PD 0\.\d{4}, \d+ points, band [A-E]", served.stdout)
+    assert "403 no_authorization, no score" in served.stdout
+    assert "both APIs stopped" in served.stdout
 
 
 def test_the_example_experiment_matches_what_the_city_writes() -> None:

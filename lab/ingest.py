@@ -56,6 +56,7 @@ import calendar
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import re
@@ -160,6 +161,7 @@ class Reason(StrEnum):
     TOO_LONG = "too_long"
     DATE_ORDER = "date_order"
     DUPLICATE_KEY = "duplicate_key"
+    SHORT_ROW = "short_row"
     WITHDRAWN = "withdrawn_by_repair"
     # warnings (the row is stored)
     ORGANISATION_CODE = "organisation_code_check"
@@ -196,6 +198,9 @@ class RawTable:
     sha256: str
     headers: list[str]
     frame: pd.DataFrame  # one column per header, cells as stripped text
+    short_rows: dict[int, int] = field(default_factory=dict)
+    """Frame row → how many fields the file gave it, for rows shorter than the header
+    (padded with empty cells here; quarantined by :func:`ingest_file`)."""
 
 
 def _sha256(path: Path) -> str:
@@ -211,26 +216,29 @@ def _bom(path: Path) -> bytes:
         return handle.read(4)
 
 
-def _read_csv_arrow(path: Path) -> tuple[list[str], pd.DataFrame] | None:
+def _read_csv_arrow(path: Path, encoding: str = "utf-8") -> tuple[list[str], pd.DataFrame] | None:
     """The fast path: pyarrow's multi-threaded parser, every column as text.
 
-    Returns None when the file is not valid UTF-8 or not rectangular (a blank
-    line, a short row): the slower pandas path then reads it with exact row
-    numbers, or refuses it.
+    Returns None when the file is not valid text in ``encoding`` or not
+    rectangular (a blank line, a short or long row): :func:`_read_csv` then
+    reads it with every row's width, or refuses it.
     """
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
-    with path.open("r", encoding="utf-8-sig", newline="", errors="replace") as handle:
+    text_encoding = "utf-8-sig" if encoding.startswith("utf-8") else encoding
+    with path.open("r", encoding=text_encoding, newline="", errors="replace") as handle:
         first = handle.readline()
     width = len(next(csv.reader([first]), []))
     if width == 0:
         return None
     names = [f"c{i}" for i in range(width)]
+    arrow_encoding = "utf8" if encoding.startswith("utf-8") else encoding
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1,
+                                           encoding=arrow_encoding),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
@@ -244,31 +252,47 @@ def _read_csv_arrow(path: Path) -> tuple[list[str], pd.DataFrame] | None:
     return headers, frame
 
 
-def _read_csv(path: Path, encoding: str) -> tuple[list[str], pd.DataFrame]:
-    """The general path (pandas' C parser): any encoding, blank lines kept as rows."""
+def _read_csv(path: Path, encoding: str) -> tuple[list[str], pd.DataFrame, dict[int, int]]:
+    """The general path (Python's csv module): any encoding, every row's width seen.
+
+    Blank lines are kept as (empty) rows, so they are quarantined, not lost.
+    A row with more fields than the header refuses the batch (which field is
+    which cannot be known); a shorter row is padded here and quarantined by
+    :func:`ingest_file` with its width (the third return value).
+    """
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                            encoding=encoding, header=None, skip_blank_lines=False)
+        text = path.read_text(encoding=encoding)
     except UnicodeDecodeError as exc:
         raise BatchRefused(path, "the file is neither UTF-8 nor GBK/GB18030 text",
                            "export the table as CSV in UTF-8") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise BatchRefused(path, "the file is empty", "export the table with its header row"
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    try:
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise BatchRefused(path, "the file is empty", "export the table with its header row")
+        width = len(header)
+        rows: list[list[str]] = []
+        short: dict[int, int] = {}
+        for row in reader:
+            if len(row) > width:
+                raise BatchRefused(
+                    path, f"line {reader.line_num} has {len(row)} fields but the header "
+                    f"{width}", "check that the header names every column, and quote "
+                    "values that contain commas")
+            if 0 < len(row) < width:
+                short[len(rows)] = len(row)
+            rows.append(row + [""] * (width - len(row)))
+    except csv.Error as exc:
+        raise BatchRefused(path, f"the file is not a well-formed CSV at line {reader.line_num} "
+                           f"({exc})", "quote values that contain commas, quotes or line breaks"
                            ) from exc
-    except pd.errors.ParserError as exc:
-        detail = re.search(r"line \d+", str(exc))
-        where = f" at {detail.group(0)}" if detail else ""
-        raise BatchRefused(path, f"the file is not a well-formed CSV{where}",
-                           "give every row as many comma-separated fields as the header and "
-                           "quote values containing commas") from exc
-    frame = frame.fillna("")
-    headers = [str(value).strip() for value in frame.iloc[0].tolist()]
-    frame = frame.iloc[1:].reset_index(drop=True).astype(str)
-    frame.columns = range(len(headers))
-    return headers, frame
+    headers = [cell.strip() for cell in header]
+    frame = pd.DataFrame(rows, columns=range(width), dtype=str) if rows else \
+        pd.DataFrame({i: pd.Series(dtype=str) for i in range(width)})
+    return headers, frame, short
 
 
-def _read_any_csv(path: Path) -> tuple[str, list[str], pd.DataFrame]:
+def _read_any_csv(path: Path) -> tuple[str, list[str], pd.DataFrame, dict[int, int]]:
     """Decide the encoding and read: UTF-8 (with or without BOM) or GB18030 (⊇ GBK).
 
     A Chinese GBK file is practically never valid UTF-8, so UTF-8 is tried
@@ -282,7 +306,7 @@ def _read_any_csv(path: Path) -> tuple[str, list[str], pd.DataFrame]:
     utf8 = "utf-8-sig" if head[:3] == b"\xef\xbb\xbf" else "utf-8"
     fast = _read_csv_arrow(path)
     if fast is not None:
-        return utf8, *fast
+        return utf8, *fast, {}
     try:
         with path.open("r", encoding="utf-8", newline="") as handle:
             while handle.read(1 << 22):
@@ -290,8 +314,12 @@ def _read_any_csv(path: Path) -> tuple[str, list[str], pd.DataFrame]:
         encoding = utf8
     except UnicodeDecodeError:
         encoding = "gb18030"
-    headers, frame = _read_csv(path, encoding)
-    return encoding, headers, frame
+    if encoding == "gb18030":
+        fast = _read_csv_arrow(path, encoding)
+        if fast is not None:
+            return encoding, *fast, {}
+    headers, frame, short = _read_csv(path, encoding)
+    return encoding, headers, frame, short
 
 
 def _excel_text(value: object) -> str:
@@ -353,12 +381,13 @@ def read_table(path: str | Path) -> RawTable:
     if not file.is_file():
         raise BatchRefused(file, "there is no such file", "check the path")
     suffix = file.suffix.lower()
+    short: dict[int, int] = {}
     if suffix in (".xlsx", ".xlsm"):
         file_format, encoding = "xlsx", None
         headers, frame = _read_xlsx(file)
     elif suffix in (".csv", ".txt"):
         file_format = "csv"
-        encoding, headers, frame = _read_any_csv(file)
+        encoding, headers, frame, short = _read_any_csv(file)
     else:
         raise BatchRefused(file, f"files ending in {suffix or '(nothing)'!r} are not read",
                            "deliver a .csv (UTF-8 or GBK) or .xlsx file")
@@ -368,7 +397,8 @@ def read_table(path: str | Path) -> RawTable:
     for column in frame.columns:
         frame[column] = frame[column].astype("str").str.strip()
     return RawTable(path=file, file_format=file_format, encoding=encoding,
-                    sha256=_sha256(file), headers=headers, frame=frame)
+                    sha256=_sha256(file), headers=headers, frame=frame,
+                    short_rows={row: n for row, n in short.items() if row < len(frame)})
 
 
 def _closest_item(keys: set[str]) -> Item | None:
@@ -412,6 +442,24 @@ def _map_headers(raw: RawTable, item: Item) -> pd.DataFrame:
                            + "; ".join(parts), remedy)
     position = {k: i for i, k in enumerate(keys)}
     return pd.DataFrame({f.name: raw.frame[position[header_key(f.header)]] for f in item.fields})
+
+
+def _short_row_problems(raw: RawTable, item: Item) -> list[tuple[list[int], str, Problem]]:
+    """Rows with fewer fields than the header, named by the first catalog field they lack."""
+    by_width: dict[int, list[int]] = {}
+    for row, width in raw.short_rows.items():
+        by_width.setdefault(width, []).append(row)
+    keys = [header_key(h) for h in raw.headers]
+    fields = sorted(item.fields, key=lambda f: keys.index(header_key(f.header)))
+    problems = []
+    for width, rows in sorted(by_width.items()):
+        absent = next(f for f in fields if keys.index(header_key(f.header)) >= width)
+        problems.append((rows, absent.name, Problem(
+            Reason.SHORT_ROW,
+            f"the row has {width} of the header's {len(raw.headers)} fields: {absent.header} "
+            "and the fields after it are absent. Remedy: deliver the row with every field, "
+            "empty ones as nothing between two commas")))
+    return problems
 
 
 # --------------------------------------------------------------------------- cell validation
@@ -794,11 +842,15 @@ class ValidatedFrame:
         return len(self.row_ok)
 
 
-def validate_frame(item: Item, frame: pd.DataFrame, *, received: dt.date) -> ValidatedFrame:
+def validate_frame(item: Item, frame: pd.DataFrame, *, received: dt.date,
+                   row_problems: Sequence[tuple[Sequence[int], str, Problem]] = (),
+                   ) -> ValidatedFrame:
     """Validate a table whose columns are ``item``'s field names (all cells text).
 
     The same function validates a million-row batch and a one-row correction
-    (:mod:`lab.repair`), so both obey exactly the same rules.
+    (:mod:`lab.repair`), so both obey exactly the same rules. ``row_problems``
+    are faults found while reading (rows, the field to name, the problem),
+    applied before duplicates are sought, so a bad row never hides a good one.
     """
     checks: dict[str, FieldCheck] = {}
     for spec in item.fields:
@@ -824,6 +876,10 @@ def validate_frame(item: Item, frame: pd.DataFrame, *, received: dt.date) -> Val
         else:  # pragma: no cover - every Kind is handled above
             raise ValueError(f"no validator for {kind}")
     _cross_field_checks(item, checks)
+    for rows, name, problem in row_problems:
+        target = checks[name]
+        target.problems.append(problem)
+        target.problem[np.asarray(rows, dtype=np.int64)] = len(target.problems) - 1
 
     cell_ok = np.logical_and.reduce([c.problem < 0 for c in checks.values()])
     record_keys = _record_keys(item, checks)
@@ -1050,7 +1106,8 @@ def ingest_file(
             return _report(previous, raw, already=True, session=session, started=started)
 
     phases["read"] = round(time.perf_counter() - started, 3)
-    validated = validate_frame(item, frame, received=received.date())
+    validated = validate_frame(item, frame, received=received.date(),
+                               row_problems=_short_row_problems(raw, item))
     phases["validate"] = round(time.perf_counter() - started - phases["read"], 3)
     if data_date is None and item.data_date is not None:
         stated = validated.checks[item.data_date].values

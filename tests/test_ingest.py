@@ -384,6 +384,42 @@ def test_quarantine_names_file_row_field_reason_and_masks_values(
     assert "Remedy:" in found[1].reason
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_a_short_row_is_quarantined_naming_the_first_absent_field(
+        store: Store, tmp_path: Path, encoding: str) -> None:
+    """A row with fewer fields than the header was padded and stored; now it is quarantined."""
+    item = get_item("electricity")
+    path = _write(item, _electricity_rows(3), tmp_path / "e.csv", encoding=encoding)
+    lines = path.read_text(encoding=encoding).splitlines()
+    lines[2] = ",".join(lines[2].split(",")[:-2])  # the row of the file's line 3 lacks 2 fields
+    lines.insert(3, "")                                # and a blank line is a row too
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+    report = ingest_file(store, item, path)
+    assert (report.rows_total, report.rows_stored, report.rows_quarantined) == (4, 2, 2)
+    with store.session() as session:
+        found = session.execute(select(QuarantinedRow.row, QuarantinedRow.header,
+                                       QuarantinedRow.reason_code, QuarantinedRow.reason)
+                                .order_by(QuarantinedRow.row, QuarantinedRow.field)).all()
+    width = len(item.headers)
+    short = [f for f in found if f.row == 3]
+    assert [(f.header, f.reason_code) for f in short] == [(item.headers[-2], "short_row")]
+    assert f"{width - 2} of the header's {width} fields" in short[0].reason
+    assert {f.reason_code for f in found if f.row == 4} == {"missing_required"}
+
+
+def test_a_row_longer_than_the_header_refuses_the_batch_naming_the_line(
+        store: Store, tmp_path: Path) -> None:
+    item = get_item("electricity")
+    path = _write(item, _electricity_rows(3), tmp_path / "e.csv", encoding="gbk")
+    lines = path.read_text(encoding="gbk").splitlines()
+    lines[3] += ",多余"
+    path.write_text("\n".join(lines) + "\n", encoding="gbk")
+    width = len(item.headers)
+    with pytest.raises(BatchRefused, match=f"line 4 has {width + 1} fields but the header "
+                                           f"{width}.*Remedy: check that the header"):
+        ingest_file(store, item, path)
+
+
 # --------------------------------------------------------------------------- the generator's city
 
 

@@ -47,6 +47,7 @@ def _preflight(build: Callable[[], T], env_prefix: str) -> T:
     parts, serving features) is checked before uvicorn starts.
     """
     from pydantic import ValidationError
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from lab.errors import CreditLabError
 
@@ -54,6 +55,15 @@ def _preflight(build: Callable[[], T], env_prefix: str) -> T:
         return build()
     except ValidationError as exc:
         typer.echo(f"error: the settings are not valid:\n{settings_problems(exc, env_prefix)}",
+                   err=True)
+        raise typer.Exit(2) from exc
+    except ArgumentError as exc:
+        typer.echo(f"error: CREDITLAB_DB_URL is not a database URL ({exc}); e.g. "
+                   "sqlite:///creditlab.db or postgresql+psycopg://user@host/db", err=True)
+        raise typer.Exit(2) from exc
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        typer.echo(f"error: the database of CREDITLAB_DB_URL cannot be used: {cause}",
                    err=True)
         raise typer.Exit(2) from exc
     except (CreditLabError, ValueError, OSError) as exc:

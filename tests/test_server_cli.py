@@ -47,6 +47,13 @@ def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str,
      "CREDITLAB_MODELS is not valid JSON"),
     ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": '{"no/such/dir": "甲银行"}'},
      "no/such/dir/part.json"),
+    ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_DB_URL": "creditlab.db"},
+     "CREDITLAB_DB_URL is not a database URL"),
+    ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_DB_URL": "sqlite:////no/such/folder/x.db"},
+     "the SQLite store's folder '/no/such/folder' does not exist"),
+    ({"CREDITLAB_KEY_PEPPER": PEPPER,
+      "CREDITLAB_DB_URL": "postgresql+psycopg://creditlab:pw-never-shown@127.0.0.1:1/x"},
+     "the database of CREDITLAB_DB_URL cannot be used"),
 ])
 def test_bad_platform_settings_stop_with_one_clear_line(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str],
@@ -55,6 +62,7 @@ def test_bad_platform_settings_stop_with_one_clear_line(
     assert code == 2
     assert output.startswith("error: ") and expected in output
     assert "Traceback" not in output and "pydantic.dev" not in output
+    assert "pw-never-shown" not in output
 
 
 def test_bad_bank_settings_name_every_missing_variable(monkeypatch: pytest.MonkeyPatch,

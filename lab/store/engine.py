@@ -121,6 +121,9 @@ def migrating(engine: Engine) -> Iterator[Connection]:
     lock_path = (Path(f"{database}.migrate-lock")
                  if database and database != ":memory:" and not database.startswith("file:")
                  else None)
+    if lock_path is not None and not lock_path.parent.is_dir():
+        raise StoreError(f"the SQLite store's folder {str(lock_path.parent)!r} does not exist. "
+                         "Remedy: create it, or point the database URL at an existing folder")
     handle = lock_path.open("a") if lock_path is not None else None
     try:
         if handle is not None:

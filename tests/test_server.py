@@ -234,6 +234,27 @@ def test_datetime_without_offset_is_refused_naming_the_field(world: World, field
     assert (key.status_code, error_code(key)) == (422, "invalid_request")
 
 
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"])
+def test_a_date_outside_the_calendar_in_utc_is_a_422_not_a_500(world: World, when: str) -> None:
+    """Both are valid ISO 8601 with an offset, but their UTC instant is outside years 1-9999."""
+    op = world.headers(world.operator_key)
+    body = {"subject_id": SUBJECT_WITH_EVERYTHING, "institution_id": world.bank_a,
+            "purpose": "loan_approval", "evidence": "x", "expires_at": when}
+    for response in (
+            world.platform.post("/v1/authorizations", headers=op, json=body),
+            world.platform.post(f"/v1/institutions/{world.bank_a}/keys", headers=op,
+                                json={"expires_at": when}),
+            world.platform.get("/v1/usage", headers=op,
+                               params={"provider": "water_group", "since": when}),
+            world.platform.get("/v1/usage", headers=op,
+                               params={"provider": "water_group", "until": when})):
+        assert (response.status_code, error_code(response)) == (422, "invalid_request")
+        assert "outside the years 1-9999" in response.json()["error"]["message"]
+    earliest = world.platform.get("/v1/usage", headers=op, params={
+        "provider": "water_group", "until": "0001-01-02T00:00:00Z"})
+    assert earliest.status_code == 200 and earliest.json()["total_uses"] == 0
+
+
 # --------------------------------------------------------------------------- queries
 
 
@@ -564,8 +585,8 @@ def test_cli_bootstrap_operator_and_settings_errors(tmp_path: Path, monkeypatch)
     assert again.exit_code == 2 and "exists already" in again.output
     monkeypatch.setenv("CREDITLAB_KEY_PEPPER", "short")
     refused = runner.invoke(cli, ["serve", "platform"])
-    assert refused.exit_code != 0
-    assert "at least 16 characters" in str(refused.exception)
+    assert refused.exit_code == 2
+    assert "CREDITLAB_KEY_PEPPER must be at least 16 characters" in refused.output
 
 
 def test_derived_platform_features_map_to_their_catalog_items() -> None:

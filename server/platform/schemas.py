@@ -10,7 +10,7 @@ normalisation the alignment uses.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -19,6 +19,7 @@ from crypto.identifiers import normalise_id, resident_id_is_valid, uscc_is_valid
 from server.platform.tables import Role
 
 __all__ = [
+    "UtcDatetime",
     "AuditEventOut",
     "AuthorizationCreate",
     "AuthorizationOut",
@@ -53,6 +54,18 @@ class Purpose(enum.StrEnum):
     """贷后管理: monitoring an existing loan."""
     guarantee_review = "guarantee_review"
     """担保审查: reviewing a guarantor."""
+
+
+def _in_utc(value: datetime) -> datetime:
+    """The instant in UTC; one whose UTC date falls outside years 1-9999 is refused (not a 500)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the date lies outside the years 1-9999 in UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A date-time with its UTC offset (``2030-01-01T00:00:00+08:00``), held in UTC."""
 
 
 def _uscc(value: str) -> str:
@@ -138,7 +151,7 @@ class KeyOut(BaseModel):
 class KeyCreate(_In):
     """Options for a new key (an expiry must carry its UTC offset, e.g. ``+08:00``)."""
 
-    expires_at: AwareDatetime | None = None
+    expires_at: UtcDatetime | None = None
 
 
 class KeyRotate(_In):
@@ -164,8 +177,8 @@ class AuthorizationCreate(_In):
     items: Annotated[list[CatalogItemNumber], Field(max_length=10)] = []
     scoring: bool = False
     evidence: Annotated[str, Field(min_length=1, max_length=200)]
-    granted_at: AwareDatetime | None = None
-    expires_at: AwareDatetime
+    granted_at: UtcDatetime | None = None
+    expires_at: UtcDatetime
 
 
 class AuthorizationRevoke(_In):

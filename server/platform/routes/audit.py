@@ -18,10 +18,11 @@ from sqlalchemy import func, select
 from lab.catalog import PROVIDERS
 from server.errors import ApiError
 from server.platform.deps import AuditDep, OperatorCaller, ProviderOrOperator, SessionDep
-from server.platform.schemas import AuditEventOut, UsageOut, UsageRow
+from server.platform.schemas import AuditEventOut, UsageOut, UsageRow, UtcDatetime
 from server.platform.tables import AuditEvent, DataUse, Institution, Role
 
 router = APIRouter(tags=["audit and usage"])
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @router.get("/v1/audit", response_model=list[AuditEventOut])
@@ -47,8 +48,8 @@ async def usage(
     caller: ProviderOrOperator, session: SessionDep, audit: AuditDep,
     provider: Annotated[str | None, Query(max_length=64,
                                           description="operator only: the provider code")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[UtcDatetime | None, Query(description="start, with its UTC offset")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="end, with its UTC offset")] = None,
 ) -> UsageOut:
     """How a provider's data was used over a period (default: the last 30 days)."""
     audit.action = "usage"
@@ -61,8 +62,8 @@ async def usage(
     if provider not in PROVIDERS:
         raise ApiError(422, "unknown_provider",
                        f"name a catalog provider code: {', '.join(PROVIDERS)}")
-    until = _aware(until) or datetime.now(UTC)
-    since = _aware(since) or until - timedelta(days=30)
+    until = until or datetime.now(UTC)
+    since = since or max(until, _EARLIEST + timedelta(days=30)) - timedelta(days=30)
     if since > until:
         raise ApiError(422, "empty_period", "since must not lie after until")
     query = (select(DataUse.item, DataUse.action, DataUse.institution_id, Institution.name,
@@ -77,9 +78,3 @@ async def usage(
     return UsageOut(provider=provider, since=since, until=until,
                     total_uses=sum(r.uses for r in rows), rows=rows)
 
-
-def _aware(value: datetime | None) -> datetime | None:
-    """Read a naive query datetime as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

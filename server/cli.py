@@ -10,7 +10,8 @@ platform's audit table is the record of every access.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -18,6 +19,8 @@ import typer
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from pydantic import ValidationError
+
+    from server.config import BankSettings
 
 __all__ = ["register"]
 
@@ -129,7 +132,23 @@ def serve_bank(host: Host = "127.0.0.1",
     from server.bank import create_app
 
     app = _preflight(create_app, "CREDITLAB_BANK_")
+    for warning in bank_warnings(app.state.bank.settings, os.environ):
+        typer.echo(f"warning: {warning}", err=True)
     _run(app, "server.bank:create_app", host, port, workers)
+
+
+def bank_warnings(settings: BankSettings, environ: Mapping[str, str]) -> list[str]:
+    """Settings that start but would not serve: no client key, a misspelt variable."""
+    warnings = []
+    if not settings.client_key_sha256:
+        warnings.append("CREDITLAB_BANK_CLIENT_KEY_SHA256 is empty: every request will be "
+                        "refused (401); list the SHA-256 digests of your loan systems' keys")
+    known = {settings.env_prefix + name.upper() for name in type(settings).model_fields}
+    for name in sorted(n for n in environ if n.startswith(settings.env_prefix)):
+        if name not in known:
+            warnings.append(f"{name} is not a setting and is ignored; the settings are "
+                            f"{', '.join(sorted(known))}")
+    return warnings
 
 
 @serve.command("bootstrap-operator")

@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -55,7 +56,7 @@ class _EnvSettings(BaseModel):
                 continue
             text = raw.strip()
             try:
-                values[name] = json.loads(text) if text[:1] in "[{" else raw
+                values[name] = json.loads(text) if text.startswith(("[", "{")) else raw
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{cls.env_prefix}{name.upper()} is not valid JSON "
                                  f"({exc.msg} at character {exc.pos}); check its quoting"
@@ -196,6 +197,17 @@ class BankSettings(_EnvSettings):
     bands: tuple[RiskBand, ...] = DEFAULT_BANDS
     reason_codes: int = Field(default=4, ge=0, le=20)
     retry_after_s: int = Field(default=5, ge=1)
+
+    @field_validator("platform_url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("give the platform API's base URL, e.g. https://platform.example:8100")
+        if parsed.path.rstrip("/").endswith("/v1"):
+            raise ValueError("give the platform API's base URL without /v1; the /v1 routes "
+                             "are added to it")
+        return value
 
     @field_validator("bands")
     @classmethod

@@ -15,7 +15,7 @@ from test_server_support import PEPPER, World, make_world, trained  # noqa: F401
 from typer.testing import CliRunner
 
 from lab.cli import cli
-from server.cli import unregistered_banks
+from server.cli import bank_warnings, unregistered_banks
 from server.platform import create_app
 
 
@@ -41,6 +41,7 @@ def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str,
     ({}, "CREDITLAB_KEY_PEPPER: Field required"),
     ({"CREDITLAB_KEY_PEPPER": "short"}, "CREDITLAB_KEY_PEPPER: CREDITLAB_KEY_PEPPER must be at "
                                         "least 16 characters"),
+    ({"CREDITLAB_KEY_PEPPER": "   "}, "CREDITLAB_KEY_PEPPER must be at least 16 characters"),
     ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": '["runs/x/platform/model"]'},
      'CREDITLAB_MODELS: CREDITLAB_MODELS must be a JSON object naming the bank'),
     ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": "{runs/x: 甲银行}"},
@@ -83,3 +84,24 @@ def test_a_model_served_to_an_unregistered_bank_is_reported(world: World) -> Non
         assert unregistered_banks(misspelt) == ["甲银行 "]
     finally:
         misspelt.state.platform.database.dispose()
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("not-a-url", "give the platform API's base URL, e.g."),
+    ("http://127.0.0.1:8100/v1", "without /v1"),
+])
+def test_a_platform_url_that_cannot_work_is_refused_at_start(
+        world: World, url: str, expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        world.bank_settings(platform_url=url)
+    assert world.bank_settings(platform_url="https://gateway.example/credit-platform")
+
+
+def test_bank_settings_that_would_refuse_everything_are_warned(world: World) -> None:
+    settings = world.bank_settings(client_key_sha256=[])
+    warnings = bank_warnings(settings, {"CREDITLAB_BANK_MODLE_DIR": "x", "CREDITLAB_DB_URL": "y",
+                                        "CREDITLAB_BANK_MODEL_DIR": "z"})
+    assert len(warnings) == 2
+    assert "CREDITLAB_BANK_CLIENT_KEY_SHA256 is empty" in warnings[0]
+    assert warnings[1].startswith("CREDITLAB_BANK_MODLE_DIR is not a setting")
+    assert bank_warnings(world.bank_settings(), {"CREDITLAB_BANK_MODEL_DIR": "z"}) == []

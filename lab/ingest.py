@@ -265,7 +265,8 @@ def _read_csv(path: Path, encoding: str) -> tuple[list[str], pd.DataFrame, dict[
     except UnicodeDecodeError as exc:
         raise BatchRefused(path, "the file is neither UTF-8 nor GBK/GB18030 text",
                            "export the table as CSV in UTF-8") from exc
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    start = 1  # the line where the record being read begins
     try:
         header = next(reader, None)
         if not header or not any(cell.strip() for cell in header):
@@ -273,6 +274,7 @@ def _read_csv(path: Path, encoding: str) -> tuple[list[str], pd.DataFrame, dict[
         width = len(header)
         rows: list[list[str]] = []
         short: dict[int, int] = {}
+        start = reader.line_num + 1
         for row in reader:
             if len(row) > width:
                 raise BatchRefused(
@@ -282,10 +284,11 @@ def _read_csv(path: Path, encoding: str) -> tuple[list[str], pd.DataFrame, dict[
             if 0 < len(row) < width:
                 short[len(rows)] = len(row)
             rows.append(row + [""] * (width - len(row)))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise BatchRefused(path, f"the file is not a well-formed CSV at line {reader.line_num} "
-                           f"({exc})", "quote values that contain commas, quotes or line breaks"
-                           ) from exc
+        raise BatchRefused(path, f"the record that begins on line {start} is not well-formed "
+                           f"CSV ({exc})", "check its quotes: a value in quotes must end with a "
+                           "quote, and a quote inside a value is written twice (\"\")") from exc
     headers = [cell.strip() for cell in header]
     frame = pd.DataFrame(rows, columns=range(width), dtype=str) if rows else \
         pd.DataFrame({i: pd.Series(dtype=str) for i in range(width)})

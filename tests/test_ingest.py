@@ -420,6 +420,20 @@ def test_a_row_longer_than_the_header_refuses_the_batch_naming_the_line(
         ingest_file(store, item, path)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_an_unclosed_quote_refuses_the_batch_naming_its_line(
+        store: Store, tmp_path: Path, encoding: str) -> None:
+    """Read leniently, the quote swallowed every later row into one quarantined cell."""
+    item = get_item("electricity")
+    path = _write(item, _electricity_rows(5), tmp_path / "e.csv", encoding=encoding)
+    lines = path.read_text(encoding=encoding).splitlines()
+    lines[2] = '"' + lines[2]
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+    with pytest.raises(BatchRefused, match="the record that begins on line 3 is not "
+                                           "well-formed CSV.*Remedy: check its quotes"):
+        ingest_file(store, item, path)
+
+
 # --------------------------------------------------------------------------- the generator's city
 
 

@@ -163,6 +163,7 @@ class Reason(StrEnum):
     DUPLICATE_KEY = "duplicate_key"
     SHORT_ROW = "short_row"
     WITHDRAWN = "withdrawn_by_repair"
+    CORRECTED = "differs_from_correction"
     # warnings (the row is stored)
     ORGANISATION_CODE = "organisation_code_check"
 
@@ -1007,8 +1008,11 @@ def _resolve_provider(item: Item, provider: str | None) -> str:
 
 
 def _existing_keys(connection: Connection, item: Item, keys: list[str]
-                   ) -> dict[str, tuple[int, int, int, str, bool]]:
-    """Latest version per natural key already stored: key → (hash, id, version, state, disputed).
+                   ) -> dict[str, tuple[int, int, int, str, bool, bool]]:
+    """Latest version per natural key already stored.
+
+    key → (hash, id, version, state, disputed, corrected); ``corrected``: the
+    version was written by a correction (:mod:`lab.repair`), not a delivery.
 
     Only current and withdrawn versions matter (superseded ones have a newer
     version). A small batch looks up its keys in chunks of ``IN (…)``; a big
@@ -1017,11 +1021,11 @@ def _existing_keys(connection: Connection, item: Item, keys: list[str]
     """
     model = record_model(item)
     cols = (model.record_key, model.content_hash, model.id, model.version, model.state,
-            model.disputed)
+            model.disputed, model.source_row.is_(None))
     live = model.state.in_((STATE_CURRENT, STATE_WITHDRAWN))
     if connection.execute(select(model.id).limit(1)).first() is None:
         return {}
-    found: dict[str, tuple[int, int, int, str, bool]] = {}
+    found: dict[str, tuple[int, int, int, str, bool, bool]] = {}
     if len(keys) <= _SMALL_BATCH:
         chunks = [keys[i:i + 500] for i in range(0, len(keys), 500)]
         results = (connection.execute(select(*cols).where(live, model.record_key.in_(c)))
@@ -1036,9 +1040,9 @@ def _existing_keys(connection: Connection, item: Item, keys: list[str]
         batch_keys = sql_table(_KEYS_TABLE, sql_column("record_key"))
         rows = connection.execute(select(*cols).where(
             live, model.record_key.in_(select(batch_keys.c.record_key))))
-    for key, content, rid, version, state, disputed in rows:
+    for key, content, rid, version, state, disputed, corrected in rows:
         if key not in found or version > found[key][2]:
-            found[key] = (content, rid, version, state, disputed)
+            found[key] = (content, rid, version, state, disputed, bool(corrected))
     return found
 
 
@@ -1208,6 +1212,7 @@ def _store_rows(connection: Connection, session: Session, item: Item, raw: RawTa
     superseded_ids: list[int] = []
     unchanged = 0
     withdrawn_rows: list[int] = []
+    overriding_rows: list[int] = []
     if not existing:  # nothing stored under these keys: every valid row is new
         insert_rows = keep.tolist()
     else:
@@ -1223,6 +1228,8 @@ def _store_rows(connection: Connection, session: Session, item: Item, raw: RawTa
                 withdrawn_rows.append(index)
             elif found[0] == content:
                 unchanged += 1
+            elif found[5]:  # a correction stands until the platform reviews it
+                overriding_rows.append(index)
             else:
                 insert_rows.append(index)
                 versions.append(found[2] + 1)
@@ -1235,6 +1242,13 @@ def _store_rows(connection: Connection, session: Session, item: Item, raw: RawTa
                            "this record was withdrawn by credit repair (信用修复) and is not "
                            "accepted again. Remedy: leave it out of future deliveries, or ask "
                            "the platform to review the repair", None))
+    for index in overriding_rows:
+        quarantine.append((batch.id, item.code, raw.path.name, index + _FIRST_DATA_ROW,
+                           item.key[0], key_header, Reason.CORRECTED.value,
+                           "this record was corrected on the platform after an objection "
+                           "(异议处理) and the delivered values differ from the correction. "
+                           "Remedy: correct the record in your own system too, or ask the "
+                           "platform to review the correction", None))
 
     model = record_model(item)
     if superseded_ids:
@@ -1288,7 +1302,8 @@ def _store_rows(connection: Connection, session: Session, item: Item, raw: RawTa
         "rows_stored": n_new,
         "rows_unchanged": unchanged,
         "rows_superseding": len(superseded_ids),
-        "rows_quarantined": int((~validated.row_ok).sum()) + len(withdrawn_rows),
+        "rows_quarantined": int((~validated.row_ok).sum()) + len(withdrawn_rows)
+        + len(overriding_rows),
         "rows_normalised": int((normalised & validated.row_ok).sum()),
         "rows_warned": int(warned.sum()),
     }

@@ -148,6 +148,22 @@ def test_correction_makes_a_new_version_and_keeps_the_old(store: Store) -> None:
     assert frame.loc[USCC, "elec_in_arrears_now"] == 0.0
 
 
+def test_a_redelivery_does_not_undo_a_correction(store: Store, tmp_path: Path) -> None:
+    """The provider's old values came back as a new version, silently undoing the objection."""
+    record = _latest_id(store)
+    new_id = correct(store, "electricity", record, {"欠费金额": "0", "in_arrears_now": "否"},
+                     actor="analyst", reason="异议核实")
+    old = ingest_file(store, "electricity", _write(
+        "electricity", [_electricity(USCC, 6, arrears=2500.0)], tmp_path / "old.csv"))
+    assert (old.rows_stored, old.rows_superseding, old.rows_quarantined) == (0, 0, 1)
+    assert old.quarantine_by_reason == {"differs_from_correction": 1}
+    assert [v.id for v in current_records(store, "electricity", USCC)
+            if v.values["stat_date"] == dt.date(2025, 6, 30)] == [new_id]
+    agreed = ingest_file(store, "electricity", _write(
+        "electricity", [_electricity(USCC, 6, arrears=0.0)], tmp_path / "agreed.csv"))
+    assert (agreed.rows_stored, agreed.rows_unchanged, agreed.rows_quarantined) == (0, 1, 0)
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"统计日期": "2025-05-31"}, "part of the record's key"),
     ({"欠费金额": "-1"}, "is negative"),

@@ -106,6 +106,23 @@ def test_features_in_the_request_give_the_same_score(world: World, bank) -> None
     assert error_code(missing) == "bad_features"
 
 
+def test_features_far_outside_the_training_data_are_refused(world: World, bank) -> None:
+    """1e308 for an amount scored as band A; a percent for a fraction as certain default."""
+    import pandas as pd
+
+    uscc = world.trained.usccs[60]
+    world.authorize(world.bank_a, uscc, items=[], scoring=True)
+    row = pd.read_csv(world.trained.bank_csv, dtype={"id": str}).set_index("id").loc[uscc]
+    features = {f"x{i}": float(row[f"x{i}"]) for i in range(10)}
+    assert bank.post("/v1/scores", json={"uscc": uscc, "features": features}).status_code == 200
+    for name, value in (("x3", 1e308), ("x7", -1e9)):
+        far = bank.post("/v1/scores", json={"uscc": uscc, "features": {**features, name: value}})
+        assert (far.status_code, error_code(far)) == (422, "bad_features")
+        message = far.json()["error"]["message"]
+        assert f"standard deviations from the training data's mean: {name};" in message
+        assert str(value) not in message
+
+
 def test_no_score_without_the_platforms_authorization(world: World, bank) -> None:
     uscc = world.trained.usccs[43]
     response = bank.post("/v1/scores", json={"uscc": uscc})

@@ -37,6 +37,16 @@ class Combined:
     reasons: list[ReasonCode]
 
 
+MAX_STANDARD_DEVIATIONS = 200
+"""How far from the training mean a bank feature may lie and still be scored.
+
+Heavy tails are real (default_credit's payment amounts reach 73 σ), and no
+training value can lie beyond √(n−1) σ (Samuelson's inequality), so 200 σ
+refuses no value like those of a training set of up to 40,000 rows, while
+an amount in fen for yuan, or 1e308, is far beyond it.
+"""
+
+
 class BankModel:
     """Scores with the bank part + the platform's partial score, calibrated and scaled.
 
@@ -96,10 +106,31 @@ class BankModel:
                     "features must be exactly the model's bank features"
                     + (f"; missing: {', '.join(missing)}" if missing else "")
                     + (f"; unknown: {', '.join(extra[:10])}" if extra else ""))
-            return np.array([given[n] for n in names], dtype=np.float64)
-        if self.features is None:
+            row = np.array([given[n] for n in names], dtype=np.float64)
+        elif self.features is None:
             return None
-        return self.features.row(uscc, names)
+        else:
+            row = self.features.row(uscc, names)
+            if row is None:
+                return None
+        self._check_range(row, "sent" if given is not None else "in the bank's feature store")
+        return row
+
+    def _check_range(self, row: np.ndarray, where: str) -> None:
+        """Refuse values no training row came near: a linear model would extrapolate wildly.
+
+        An amount in fen instead of yuan, or a placeholder such as 1e308,
+        lands hundreds of standard deviations out and would score as certain
+        default (or none); the limit leaves every plausible outlier alone.
+        """
+        z = np.abs(self.part.standardiser.transform(row.reshape(1, -1))[0])
+        far = [name for name, value in zip(self.part.feature_names, z, strict=True)
+               if not value <= MAX_STANDARD_DEVIATIONS]
+        if far:
+            raise ValueError(
+                f"features {where} lie more than {MAX_STANDARD_DEVIATIONS} standard deviations "
+                f"from the training data's mean: {', '.join(far)}; check their units (a "
+                "fraction, not a percent; yuan, not fen)")
 
     def combine(self, x_bank: np.ndarray, platform_logit: float,
                 item_contributions: dict[int, float]) -> Combined:

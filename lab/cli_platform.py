@@ -142,11 +142,15 @@ def quarantine(
     """List a batch's quarantined rows: file, row, field, reason (values masked)."""
     from sqlalchemy import func, select
 
-    from lab.store.models import QuarantinedRow
+    from lab.store.engine import StoreError
+    from lab.store.models import Batch, QuarantinedRow
 
     with _errors():
         store = _store(db_url)
         with store.session() as session:
+            if session.get(Batch, batch) is None:
+                raise StoreError(f"there is no batch {batch} in this store. Remedy: use the "
+                                 "batch id `creditlab ingest` printed, or check --db-url")
             total = session.scalar(select(func.count()).where(QuarantinedRow.batch_id == batch))
             rows = session.scalars(select(QuarantinedRow).where(
                 QuarantinedRow.batch_id == batch).order_by(QuarantinedRow.row).limit(limit)).all()

@@ -393,8 +393,23 @@ def _frame_sha256(frame: pd.DataFrame) -> str:
 
 def take_snapshot(store: Store, as_of: dt.date, *, actor: str = "features",
                   note: str | None = None) -> SnapshotInfo:
-    """Compute the features as of ``as_of`` and store them as a new numbered snapshot."""
+    """Compute the features as of ``as_of`` and store them as a new numbered snapshot.
+
+    Raises
+    ------
+    SnapshotError
+        If ``as_of`` lies after today (every record would look months stale,
+        and the snapshot would silently change as later data arrives), or no
+        enterprise has a record on or before it (an empty snapshot trains nothing).
+    """
+    if as_of > dt.date.today():
+        raise SnapshotError(f"the as-of date {as_of} lies in the future. Remedy: take the "
+                            "snapshot as of today or an earlier date")
     frame = compute_features(store, as_of)
+    if frame.empty:
+        raise SnapshotError(f"no enterprise has a current record on or before {as_of}, so the "
+                            "snapshot would be empty. Remedy: ingest the providers' files first, "
+                            "or choose a later as-of date")
     digest = _frame_sha256(frame)
     with store.engine.begin() as connection:
         from sqlalchemy.orm import Session

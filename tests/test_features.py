@@ -16,6 +16,7 @@ from lab.features import (
     DEFINITIONS,
     DEFINITIONS_VERSION,
     FEATURE_NAMES,
+    SnapshotError,
     compute_features,
     export_snapshot,
     load_snapshot,
@@ -200,6 +201,17 @@ def test_snapshots_are_versioned_stable_and_exportable(store: Store, tmp_path: P
     sidecar = json.loads((tmp_path / "platform.csv.snapshot.json").read_text())
     assert sidecar["id"] == first.id and sidecar["as_of"] == "2025-06-30"
     assert sidecar["content_sha256"] == first.content_sha256
+
+
+def test_a_future_or_empty_snapshot_is_refused(store: Store, tmp_path: Path) -> None:
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    with pytest.raises(SnapshotError, match="lies in the future"):
+        take_snapshot(store, tomorrow)
+    (tmp_path / "empty").mkdir()
+    with temporary_store("sqlite", tmp_path / "empty") as empty, \
+            pytest.raises(SnapshotError, match="the snapshot would be empty"):
+        take_snapshot(empty, dt.date(2025, 6, 30))
+    assert take_snapshot(store, dt.date.today()).n_entities > 0
 
 
 def test_every_feature_has_a_written_definition() -> None:

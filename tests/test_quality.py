@@ -112,3 +112,5 @@ def test_cli_quality(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "p.csv:10 电网户号 [duplicate_key]" in listed.output
     assert "p.csv:11 统一社会信用代码 [uscc_check_character]" in listed.output
     assert "2 of 2 quarantine entries shown" in listed.output
+    absent = runner.invoke(cli, ["quarantine", "999"])
+    assert absent.exit_code == 2 and "there is no batch 999 in this store" in absent.output

@@ -3,7 +3,7 @@
 Not part of CreditLab: this file imports ``fate`` (``pip install pyfate==2.2.0
 pandas==2.2.2`` in a venv of its own; FATE needs pandas 2.2, CreditLab does
 not) and runs FATE's own pipeline — reader → ECDH PSI (curve25519) →
-coordinated LR — with the configuration of ``../shared/bench/FATE_REFERENCE.md``:
+coordinated LR — with the configuration of ``docs/FATE_REFERENCE.md``:
 guest = the bank's file with labels, host = the platform's, arbiter = the key
 holder; Paillier 1024 bits, fixed-point precision 2^23, batch 10,000, rmsprop
 lr 0.12 with L2 α 0.1, linear scheduler (0.7, 1,000), early stop "diff" 1e-5,

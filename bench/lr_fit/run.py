@@ -1,7 +1,7 @@
 """The main job on default_credit with FATE's configuration, timed per primitive.
 
 FATE 2.2's coordinated LR fitted default_credit in 858 s at 1024-bit keys
-(``../shared/bench/FATE_REFERENCE.md``): batch 10,000, rmsprop lr 0.12, L2
+(``docs/FATE_REFERENCE.md``): batch 10,000, rmsprop lr 0.12, L2
 0.1, up to 16 epochs, early stop on a loss difference of 1e-5, AUC 0.719 on
 the training data. This script runs the same job through our whole protocol
 (set-up, ECDH-PSI alignment, two-key training, sealed evaluation) in-process —

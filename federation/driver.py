@@ -227,7 +227,8 @@ class Coordinator:
     def evaluate(self) -> None:
         """The platform sends sealed partial scores; the bank scores and reports aggregates."""
         self.phase = "inference"
-        self.observer.phase("evaluate", f"best epoch {self.result.best_epoch}")
+        # counted from 1, as the summary and MLflow count epochs
+        self.observer.phase("evaluate", f"best epoch {self.result.best_epoch + 1}")
         meta = {"best_epoch": self.result.best_epoch}
         partial = self._send({"platform": ("evaluate.partial_scores",
                                            Payload(meta=dict(meta)))})["platform"]

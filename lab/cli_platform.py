@@ -245,6 +245,9 @@ def correct(
             if "=" not in pair:
                 raise CreditLabError(f"--set {pair!r} has no '='. Remedy: write FIELD=VALUE")
             name, value = pair.split("=", 1)
+            if name.strip() in changes:
+                raise CreditLabError(f"--set {name.strip()} is given twice. Remedy: give each "
+                                     "field once")
             changes[name.strip()] = value.strip()
     new_id = _repair_action(do, item, record_id, by, reason, db_url, changes=changes)
     typer.echo(f"{item} record {record_id} corrected: new version is record {new_id}")

@@ -383,7 +383,8 @@ def read_table(path: str | Path) -> RawTable:
     """
     file = Path(path)
     if not file.is_file():
-        raise BatchRefused(file, "there is no such file", "check the path")
+        what = "is a folder, not a file" if file.is_dir() else "there is no such file"
+        raise BatchRefused(file, what, "give the path of the delivered CSV or XLSX file")
     suffix = file.suffix.lower()
     short: dict[int, int] = {}
     if suffix in (".xlsx", ".xlsm"):

@@ -211,6 +211,9 @@ def correct(store: Store, item_ref: str | Item, record_id: int, changes: Mapping
             raise RepairError(
                 f"{spec.header} is part of the record's key and cannot be corrected. Remedy: "
                 "withdraw this record and have the provider deliver the right one")
+        if spec.name in resolved:
+            raise RepairError(f"{spec.header} ({spec.name}) is given twice. Remedy: give each "
+                              "field once")
         resolved[spec.name] = value
     if not resolved:
         raise RepairError("no changes given. Remedy: name at least one FIELD=VALUE")

@@ -43,6 +43,12 @@ def settings_problems(exc: ValidationError, env_prefix: str) -> str:
     return "\n".join(lines)
 
 
+_FILES = {"CREDITLAB_": "CREDITLAB_MODELS and CREDITLAB_FEATURES",
+          "CREDITLAB_BANK_": "CREDITLAB_BANK_MODEL_DIR, CREDITLAB_BANK_MANIFEST and "
+                             "CREDITLAB_BANK_FEATURES"}
+"""The settings that name files, per app: where a missing or bad file comes from."""
+
+
 def _preflight(build: Callable[[], T], env_prefix: str) -> T:
     """Build the app once here, so a bad setting is one clear line, not a worker's traceback.
 
@@ -70,7 +76,7 @@ def _preflight(build: Callable[[], T], env_prefix: str) -> T:
                    err=True)
         raise typer.Exit(2) from exc
     except (CreditLabError, ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc}\n  (files come from {_FILES[env_prefix]})", err=True)
         raise typer.Exit(2) from exc
 
 
@@ -116,6 +122,10 @@ def serve_platform(host: Host = "127.0.0.1",
     from server.platform import create_app
 
     app = _preflight(create_app, "CREDITLAB_")
+    settings = app.state.platform.settings
+    if settings.features is not None and not settings.models:
+        typer.echo("warning: CREDITLAB_FEATURES is set but CREDITLAB_MODELS serves no model "
+                   "part, so no partial score can be made", err=True)
     for name in unregistered_banks(app):
         typer.echo(f"warning: CREDITLAB_MODELS serves a model part to {name!r}, but no "
                    "institution with role bank has that name yet; register it "

@@ -103,6 +103,8 @@ class FeatureTable:
     @classmethod
     def from_csv(cls, path: Path, *, id_column: str, features: list[str]) -> FeatureTable:
         """Load ``features`` of every usable row of ``path``."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such serving feature file")
         table = load_party_table(path, id_column=id_column, features=features)
         return cls(table.ids, table.X, table.feature_names)
 

@@ -366,6 +366,14 @@ def test_unreadable_files_are_refused_with_a_remedy(
     assert "Remedy:" in str(refused.value)
 
 
+def test_a_folder_or_missing_path_is_refused_saying_which(tmp_path: Path) -> None:
+    with temporary_store("sqlite", tmp_path) as store:
+        with pytest.raises(BatchRefused, match="is a folder, not a file"):
+            ingest_file(store, "electricity", tmp_path)
+        with pytest.raises(BatchRefused, match="there is no such file"):
+            ingest_file(store, "electricity", tmp_path / "absent.csv")
+
+
 def test_quarantine_names_file_row_field_reason_and_masks_values(
         store: Store, tmp_path: Path) -> None:
     item = get_item("electricity")

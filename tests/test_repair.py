@@ -170,6 +170,7 @@ def test_a_redelivery_does_not_undo_a_correction(store: Store, tmp_path: Path) -
     ({"colour": "red"}, "has no field"),
     ({"欠费金额": "2500"}, "the ones stored"),
     ({}, "no changes"),
+    ({"欠费金额": "0", "arrears_amount": "5"}, "given twice"),
 ])
 def test_bad_corrections_are_refused_with_a_remedy(
         store: Store, changes: dict[str, str], message: str) -> None:

@@ -47,7 +47,7 @@ def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str,
     ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": "{runs/x: 甲银行}"},
      "CREDITLAB_MODELS is not valid JSON"),
     ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_MODELS": '{"no/such/dir": "甲银行"}'},
-     "no/such/dir/part.json"),
+     "no/such/dir/part.json: no part description"),
     ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_DB_URL": "creditlab.db"},
      "CREDITLAB_DB_URL is not a database URL"),
     ({"CREDITLAB_KEY_PEPPER": PEPPER, "CREDITLAB_DB_URL": "sqlite:////no/such/folder/x.db"},
@@ -62,6 +62,8 @@ def test_bad_platform_settings_stop_with_one_clear_line(
     code, output = _serve(monkeypatch, tmp_path, "platform", **env)
     assert code == 2
     assert output.startswith("error: ") and expected in output
+    if "part.json" in expected:
+        assert "(files come from CREDITLAB_MODELS and CREDITLAB_FEATURES)" in output
     assert "Traceback" not in output and "pydantic.dev" not in output
     assert "pw-never-shown" not in output
 
@@ -70,6 +72,7 @@ def test_bad_bank_settings_name_every_missing_variable(monkeypatch: pytest.Monke
                                                       tmp_path: Path) -> None:
     code, output = _serve(monkeypatch, tmp_path, "bank")
     assert code == 2
+    assert "Traceback" not in output
     for name in ("CREDITLAB_BANK_MODEL_DIR", "CREDITLAB_BANK_PLATFORM_URL",
                  "CREDITLAB_BANK_PLATFORM_API_KEY"):
         assert f"{name}: Field required" in output
@@ -105,3 +108,10 @@ def test_bank_settings_that_would_refuse_everything_are_warned(world: World) -> 
     assert "CREDITLAB_BANK_CLIENT_KEY_SHA256 is empty" in warnings[0]
     assert warnings[1].startswith("CREDITLAB_BANK_MODLE_DIR is not a setting")
     assert bank_warnings(world.bank_settings(), {"CREDITLAB_BANK_MODEL_DIR": "z"}) == []
+
+
+def test_a_missing_bank_feature_file_is_named(world: World, tmp_path: Path) -> None:
+    from server.bank import create_app as create_bank_app
+
+    with pytest.raises(FileNotFoundError, match="no such serving feature file"):
+        create_bank_app(world.bank_settings(features=tmp_path / "absent.csv"))

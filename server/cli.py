@@ -116,7 +116,7 @@ def unregistered_banks(app: FastAPI) -> list[str]:
 
 @serve.command("platform")
 def serve_platform(host: Host = "127.0.0.1",
-                   port: Annotated[int, typer.Option(help="TCP port")] = 8100,
+                   port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8100,
                    workers: Workers = 1) -> None:
     """The platform API (queries, reports, authorizations, audit, partial scores)."""
     from server.platform import create_app
@@ -136,7 +136,7 @@ def serve_platform(host: Host = "127.0.0.1",
 
 @serve.command("bank")
 def serve_bank(host: Host = "127.0.0.1",
-               port: Annotated[int, typer.Option(help="TCP port")] = 8200,
+               port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8200,
                workers: Workers = 1) -> None:
     """The bank scoring API (federated inference with the platform)."""
     from server.bank import create_app

@@ -568,6 +568,27 @@ def test_audit_completeness(trained, tmp_path: Path) -> None:  # noqa: F811
         assert rows[6]["authorization_ids"] == [] and rows[6]["items"] == [9]
 
 
+def test_a_body_over_the_cap_is_refused_before_it_is_read_and_audited(world: World) -> None:
+    from server.body_limit import MAX_BODY_BYTES
+
+    op = world.headers(world.operator_key)
+    big = b'{"name": "' + b"x" * MAX_BODY_BYTES + b'", "role": "bank"}'
+    declared = world.platform.post("/v1/institutions", headers={
+        **op, "Content-Type": "application/json"}, content=big)
+    streamed = world.platform.post("/v1/institutions", headers={
+        **op, "Content-Type": "application/json"},
+        content=(big[i:i + 65536] for i in range(0, len(big), 65536)))
+    for response in (declared, streamed):
+        assert (response.status_code, error_code(response)) == (413, "body_too_large")
+        request_id = response.json()["error"]["request_id"]
+        [row] = [r for r in audit_rows(world) if r["request_id"] == request_id]
+        assert (row["status_code"], row["outcome"], row["reason"]) == (
+            413, "refused", "body_too_large")
+    small = world.platform.post("/v1/institutions", headers=op,
+                                json={"name": "丁银行", "role": "bank"})
+    assert small.status_code == 201
+
+
 def test_cli_bootstrap_operator_and_settings_errors(tmp_path: Path, monkeypatch) -> None:
     from test_server_support import PEPPER
     from typer.testing import CliRunner

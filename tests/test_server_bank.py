@@ -235,6 +235,28 @@ def test_model_mismatch_gives_no_score(world: World, tmp_path: Path) -> None:
     assert (response.status_code, error_code(response)) == (502, "model_mismatch")
 
 
+def test_a_platform_url_that_is_not_the_platform_is_named(world: World) -> None:
+    """Any 404 read as a model mismatch sent operators to redeploy models, not fix the URL."""
+    import httpx
+
+    elsewhere = httpx.MockTransport(lambda request: httpx.Response(404, text="Not Found"))
+    uscc = world.trained.usccs[30]
+    with world.bank_client(transport=elsewhere) as client:
+        response = client.post("/v1/scores", json={"uscc": uscc})
+    assert (response.status_code, error_code(response)) == (502, "platform_url_wrong")
+    assert "CREDITLAB_BANK_PLATFORM_URL" in response.json()["error"]["message"]
+
+
+def test_a_batch_body_over_the_cap_is_a_413(bank) -> None:
+    from server.body_limit import MAX_BODY_BYTES
+
+    big = b'{"requests": [' + b'{"uscc": "x"},' * (MAX_BODY_BYTES // 14) + b'{"uscc": "x"}]}'
+    response = bank.post("/v1/scores/batch", content=big,
+                         headers={"Content-Type": "application/json"})
+    assert (response.status_code, error_code(response)) == (413, "body_too_large")
+    assert response.json()["error"]["request_id"] == response.headers["X-Request-ID"]
+
+
 def test_bank_refuses_to_start_with_a_foreign_manifest(world: World, tmp_path: Path) -> None:
     from server.bank import create_app
 

@@ -21,6 +21,7 @@ from server.bank.deps import BankState
 from server.bank.model import BankModel
 from server.bank.platform_client import PlatformClient
 from server.bank.routes import model, scores
+from server.body_limit import BodyLimitMiddleware
 from server.config import BankSettings
 from server.errors import ErrorResponse, install_error_handlers
 
@@ -79,6 +80,7 @@ def create_app(settings: BankSettings | None = None, *,
     install_error_handlers(app)
     app.include_router(scores.router)
     app.include_router(model.router)
+    app.add_middleware(BodyLimitMiddleware)  # inside: its 413 carries the request id
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["health"])

@@ -77,6 +77,11 @@ class PlatformClient:
             raise ApiError(502, "platform_refused_bank",
                            "the platform refused this bank's credentials; the bank's operator "
                            "must check CREDITLAB_BANK_PLATFORM_API_KEY")
+        if status == 404 and _error_code(response) != "model_not_found":
+            raise ApiError(502, "platform_url_wrong",
+                           "POST /v1/partial-scores was not found at the platform URL (it is not "
+                           "a CreditLab platform API); the bank's operator must check "
+                           "CREDITLAB_BANK_PLATFORM_URL (the base URL, without /v1)")
         if status == 404:
             raise ApiError(502, "model_mismatch",
                            "the platform does not serve this bank the platform part its model "
@@ -95,3 +100,12 @@ class PlatformClient:
                            "the platform scored with another model part than the one this "
                            "bank model was trained with; no score was made")
         return answer
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The platform's stable error code in a JSON error body, if the answer has one."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error.get("code") if isinstance(error, dict) else None

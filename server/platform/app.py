@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from lab.catalog import CATALOG
 from lab.store import open_store
+from server.body_limit import BodyLimitMiddleware
 from server.config import PlatformSettings
 from server.errors import ErrorResponse, install_error_handlers
 from server.platform.audit import AuditMiddleware
@@ -73,6 +74,7 @@ def create_app(settings: PlatformSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (institutions, authorizations, enterprises, partial_scores, audit):
         app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware)  # inside the audit: a refused body is audited
     app.add_middleware(AuditMiddleware, database=database, providers_of=_providers_of)
 
     @app.get("/healthz", tags=["health"])

@@ -32,8 +32,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,29 +43,28 @@ from pathlib import Path
 
 import httpx
 
+from lab.deployment import free_port, is_alive, spawn, stop_process
+
 BANK = "城市银行"
 HOST = "127.0.0.1"
 CREDITLAB = [str(Path(sys.executable).parent / "creditlab")]  # the venv's command
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
-def serving(command: str, port: int, env: dict[str, str], log: Path) -> Iterator[str]:
-    """``creditlab serve <command>`` until the block ends; its base URL."""
-    with log.open("w") as out:
-        process = subprocess.Popen([*CREDITLAB, "serve", command, "--port", str(port)],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+def serving(command: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """``creditlab serve <command>`` on a free port until the block ends; its base URL.
+
+    Started and stopped (with its process group) by the helpers that
+    ``creditlab federation`` uses for its own processes.
+    """
+    port = free_port(HOST)
+    record = spawn([*CREDITLAB, "serve", command, "--port", str(port)], env=env, log=log,
+                   cwd=Path.cwd())
     url = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
-            if process.poll() is not None:
+            if not is_alive(record):
                 raise SystemExit(f"creditlab serve {command} stopped:\n{log.read_text()}")
             try:
                 if httpx.get(url + "/healthz", timeout=1).status_code == 200:
@@ -79,13 +76,7 @@ def serving(command: str, port: int, env: dict[str, str], log: Path) -> Iterator
             time.sleep(0.3)
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process(record, grace=20)
 
 
 def checked(response: httpx.Response, status: int) -> dict:
@@ -134,7 +125,7 @@ def main() -> None:
                                       env=env, check=True, capture_output=True,
                                       text=True).stdout.strip()
         print("[serve] platform operator created; starting the platform API")
-        with serving("platform", free_port(), env, work / "platform.log") as platform_url:
+        with serving("platform", env, work / "platform.log") as platform_url:
             op = {"X-API-Key": operator_key}
             bank = checked(httpx.post(f"{platform_url}/v1/institutions", headers=op,
                                       json={"name": BANK, "role": "bank"}), 201)
@@ -161,7 +152,7 @@ def main() -> None:
                         "CREDITLAB_BANK_FEATURES_ID_COLUMN": "uscc",
                         "CREDITLAB_BANK_CLIENT_KEY_SHA256": json.dumps(
                             [hashlib.sha256(client_key.encode()).hexdigest()])}
-            with serving("bank", free_port(), bank_env, work / "bank.log") as bank_url:
+            with serving("bank", bank_env, work / "bank.log") as bank_url:
                 loan_system = {"X-API-Key": client_key}
                 score = checked(httpx.post(f"{bank_url}/v1/scores", headers=loan_system,
                                            json={"uscc": subject}), 200)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -392,16 +392,28 @@ def test_quarantine_names_file_row_field_reason_and_masks_values(
     assert "Remedy:" in found[1].reason
 
 
+def _damaged_electricity(tmp_path: Path, rows: int, encoding: str,
+                         damage: Callable[[list[str]], None]) -> Path:
+    """A valid electricity file whose text lines ``damage`` then edits in place."""
+    path = _write(get_item("electricity"), _electricity_rows(rows), tmp_path / "e.csv",
+                  encoding=encoding)
+    lines = path.read_text(encoding=encoding).splitlines()
+    damage(lines)
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+    return path
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
 def test_a_short_row_is_quarantined_naming_the_first_absent_field(
         store: Store, tmp_path: Path, encoding: str) -> None:
     """A row with fewer fields than the header was padded and stored; now it is quarantined."""
     item = get_item("electricity")
-    path = _write(item, _electricity_rows(3), tmp_path / "e.csv", encoding=encoding)
-    lines = path.read_text(encoding=encoding).splitlines()
-    lines[2] = ",".join(lines[2].split(",")[:-2])  # the row of the file's line 3 lacks 2 fields
-    lines.insert(3, "")                                # and a blank line is a row too
-    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+
+    def damage(lines: list[str]) -> None:
+        lines[2] = ",".join(lines[2].split(",")[:-2])  # the file's line 3 lacks 2 fields
+        lines.insert(3, "")                            # and a blank line is a row too
+
+    path = _damaged_electricity(tmp_path, 3, encoding, damage)
     report = ingest_file(store, item, path)
     assert (report.rows_total, report.rows_stored, report.rows_quarantined) == (4, 2, 2)
     with store.session() as session:
@@ -418,10 +430,11 @@ def test_a_short_row_is_quarantined_naming_the_first_absent_field(
 def test_a_row_longer_than_the_header_refuses_the_batch_naming_the_line(
         store: Store, tmp_path: Path) -> None:
     item = get_item("electricity")
-    path = _write(item, _electricity_rows(3), tmp_path / "e.csv", encoding="gbk")
-    lines = path.read_text(encoding="gbk").splitlines()
-    lines[3] += ",多余"
-    path.write_text("\n".join(lines) + "\n", encoding="gbk")
+
+    def damage(lines: list[str]) -> None:
+        lines[3] += ",多余"
+
+    path = _damaged_electricity(tmp_path, 3, "gbk", damage)
     width = len(item.headers)
     with pytest.raises(BatchRefused, match=f"line 4 has {width + 1} fields but the header "
                                            f"{width}.*Remedy: check that the header"):
@@ -433,10 +446,11 @@ def test_an_unclosed_quote_refuses_the_batch_naming_its_line(
         store: Store, tmp_path: Path, encoding: str) -> None:
     """Read leniently, the quote swallowed every later row into one quarantined cell."""
     item = get_item("electricity")
-    path = _write(item, _electricity_rows(5), tmp_path / "e.csv", encoding=encoding)
-    lines = path.read_text(encoding=encoding).splitlines()
-    lines[2] = '"' + lines[2]
-    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+
+    def damage(lines: list[str]) -> None:
+        lines[2] = '"' + lines[2]
+
+    path = _damaged_electricity(tmp_path, 5, encoding, damage)
     with pytest.raises(BatchRefused, match="the record that begins on line 3 is not "
                                            "well-formed CSV.*Remedy: check its quotes"):
         ingest_file(store, item, path)
